@@ -1,0 +1,257 @@
+"""One typed settings tree, read once at the edge (CLI or server factory) and passed down.
+
+Sources, later ones winning: built-in defaults, a TOML file (``--config``, ``GRAFT_CONFIG``
+or ``./graft.toml``), then environment variables prefixed ``GRAFT_`` with ``__`` for nesting
+(``GRAFT_LIMITS__MAX_STEPS=4``). Secrets never sit in the file: a provider names the
+environment variable that holds its key (``api_key_env``), and the key is resolved here, once,
+into a ``SecretStr`` that no log or dump prints. No other module reads ``os.environ``.
+
+A model id is ``provider:name``: ``local:smollm2``, ``openai:gpt-4o-mini``,
+``deepseek:deepseek-chat``, ``vllm:Qwen/Qwen2.5-7B-Instruct``. The presets below make one
+setting (``GRAFT_MODEL``) enough to switch to a hosted or self-hosted model.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from graft.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_ASSISTANT",
+    "PROVIDER_PRESETS",
+    "ApiKeySettings",
+    "AssistantSettings",
+    "AuthSettings",
+    "LimitsSettings",
+    "ProviderSettings",
+    "Settings",
+    "load_settings",
+    "split_model_id",
+]
+
+DEFAULT_ASSISTANT = "default"
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and accurately."
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderSettings(_Strict):
+    """An OpenAI-compatible endpoint. Unset fields fall back to the preset of the same name."""
+
+    base_url: str | None = None
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable that holds the API key."
+    )
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for any byte.")
+    connect_timeout: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10, description="Retries before the first byte.")
+
+
+PROVIDER_PRESETS: dict[str, ProviderSettings] = {
+    "openai": ProviderSettings(base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"),
+    "deepseek": ProviderSettings(
+        base_url="https://api.deepseek.com/v1", api_key_env="DEEPSEEK_API_KEY"
+    ),
+    "dashscope": ProviderSettings(
+        base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
+        api_key_env="DASHSCOPE_API_KEY",
+    ),
+    "vllm": ProviderSettings(base_url="http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY"),
+    "ollama": ProviderSettings(base_url="http://127.0.0.1:11434/v1"),
+}
+
+
+class AssistantSettings(_Strict):
+    """A named assistant: what a request's ``model`` field selects."""
+
+    description: str = ""
+    model: str | None = Field(default=None, description="Model id; defaults to `model`.")
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    tools: list[str] | None = Field(
+        default=None, description="Tool names the assistant may call; None means every tool."
+    )
+    middleware: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(
+        default_factory=list, description="Roles allowed to use it; empty means everyone."
+    )
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class ApiKeySettings(_Strict):
+    """One API key, stored as its SHA-256 hex digest (``graft keys hash`` prints it)."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    user: str = Field(min_length=1)
+    roles: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    tenant: str = "default"
+
+
+class AuthSettings(_Strict):
+    """Authentication. With no keys graft runs single-user: every request is ``local``."""
+
+    api_keys: list[ApiKeySettings] = Field(default_factory=list)
+    default_user: str = "local"
+    default_roles: list[str] = Field(default_factory=lambda: ["admin"])
+
+
+class LimitsSettings(_Strict):
+    """Bounds that protect the server from oversized or runaway work."""
+
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_messages: int = Field(default=1000, gt=0)
+    max_steps: int = Field(default=8, gt=0, le=100, description="Model calls per turn.")
+    max_parallel_tools: int = Field(default=8, gt=0)
+    tool_timeout: float = Field(default=30.0, gt=0)
+    max_repeated_calls: int = Field(
+        default=2, ge=1, description="Identical tool calls allowed per turn before refusing."
+    )
+    max_tool_output_chars: int = Field(default=20_000, gt=0)
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "graft"
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one graft process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRAFT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Field(default_factory=_default_home, description="Folder for graft's data.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; defaults to a SQLite file in `home`."
+    )
+    model: str = Field(default="local:smollm2", description="Model of the default assistant.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    assistants: dict[str, AssistantSettings] = Field(default_factory=dict)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-plugin settings, read with `plugin_config`."
+    )
+    local_model_path: Path | None = Field(
+        default=None, description="A GGUF file for `local:` models; defaults to SmolLM2."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        split_model_id(value)
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the TOML file, which arrives as init kwargs.
+        return (env_settings, init_settings)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to ``graft.db`` in ``home``."""
+        return self.database_url or f"sqlite:///{self.home / 'graft.db'}"
+
+    def assistant_names(self) -> list[str]:
+        """Every assistant, the implicit default one included."""
+        names = list(self.assistants)
+        return names if DEFAULT_ASSISTANT in names else [DEFAULT_ASSISTANT, *names]
+
+    def assistant(self, name: str) -> AssistantSettings | None:
+        """Return the assistant called ``name``; ``default`` exists even when unconfigured."""
+        found = self.assistants.get(name)
+        if found is None and name == DEFAULT_ASSISTANT:
+            return AssistantSettings()
+        return found
+
+    def provider(self, name: str) -> ProviderSettings | None:
+        """Return the configured provider merged over its preset, or None if unknown."""
+        preset = PROVIDER_PRESETS.get(name)
+        override = self.providers.get(name)
+        if preset is None and override is None:
+            return None
+        if preset is None:
+            assert override is not None
+            return override
+        if override is None:
+            return preset
+        return preset.model_copy(update=override.model_dump(exclude_unset=True))
+
+    def plugin_config(self, plugin: str) -> dict[str, Any]:
+        """Settings of one plugin (``[plugins.NAME]`` in the TOML file)."""
+        return dict(self.plugins.get(plugin, {}))
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """Split ``provider:name`` at the first colon (``ollama:qwen2.5:7b`` keeps its tag)."""
+    provider, sep, name = model_id.partition(":")
+    if not sep or not provider or not name:
+        raise ValueError(
+            f"model id {model_id!r} must look like 'provider:name', e.g. 'openai:gpt-4o-mini'"
+        )
+    return provider, name
+
+
+def _resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    resolved: dict[str, ProviderSettings] = {}
+    for name in {*PROVIDER_PRESETS, *settings.providers}:
+        provider = settings.provider(name)
+        if provider is None:
+            continue
+        key = environ.get(provider.api_key_env) if provider.api_key_env else None
+        resolved[name] = provider.model_copy(
+            update={"api_key": SecretStr(key) if key else provider.api_key}
+        )
+    settings.providers = resolved
+    return settings
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read the settings once: TOML file, then ``GRAFT_*`` variables, then ``overrides``.
+
+    Raises ``ConfigError`` with every problem listed when the configuration is invalid.
+    """
+    path = config_file or os.environ.get("GRAFT_CONFIG")
+    data: dict[str, Any] = {}
+    if path is None and Path("graft.toml").is_file():
+        path = "graft.toml"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    try:
+        settings = Settings(**data)
+        if overrides:
+            settings = Settings.model_validate({**settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    return _resolve_secrets(settings, os.environ)

@@ -1,0 +1,47 @@
+"""Who is asking, and for what: the principal and the per-turn context object.
+
+Every tool, middleware and model call receives a ``Context``. Identity is never a global:
+a tool that needs the user reads ``ctx.principal``, and the security layers deepen this
+object rather than adding side channels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from graft.config import AssistantSettings, Settings
+
+__all__ = ["Context", "Principal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated identity: user id, roles, groups and tenant."""
+
+    user_id: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    groups: frozenset[str] = field(default_factory=frozenset)
+    tenant: str = "default"
+
+    def has_any_role(self, roles: list[str] | frozenset[str]) -> bool:
+        """True when the principal holds at least one of ``roles``."""
+        return not self.roles.isdisjoint(roles)
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything a tool or middleware may know about the turn it runs in."""
+
+    principal: Principal
+    settings: Settings
+    assistant_name: str
+    assistant: AssistantSettings
+    conversation_id: str | None = None
+    turn_id: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    """Scratch space that middleware and tools of one turn may share."""
+
+    def plugin_config(self, plugin: str) -> dict[str, Any]:
+        """Settings of one plugin (``[plugins.NAME]`` in the TOML file)."""
+        return self.settings.plugin_config(plugin)

@@ -1,0 +1,1 @@
+"""Graft's built-in features, written as ordinary plugins on the public hooks."""

@@ -1,0 +1,170 @@
+"""Every public exception graft raises, in one tree.
+
+The core raises these domain errors; each edge translates them once: the HTTP layer into an
+OpenAI-style error object with a status code (``graft.server.errors``), the CLI into a
+message and exit code, the event stream into an ``ErrorEvent``.
+
+```
+GraftError
+├── ConfigError                 settings or assistant definitions are invalid
+├── InvalidRequest      (400)   a request the caller must fix
+│   └── PayloadTooLarge (413)
+├── AuthenticationError (401)   no or wrong credentials
+├── PermissionDenied    (403)   authenticated, but not allowed (assistant, tool, conversation)
+├── NotFound            (404)
+│   ├── UnknownAssistant        the ``model`` field names no assistant
+│   └── ConversationNotFound
+├── ModelError          (502)   the upstream model failed
+│   ├── ModelTimeout    (504)
+│   └── ModelUnavailable(503)   not installed or not configured (e.g. a missing extra)
+└── ToolError                   a tool call failed; the agent loop turns it into a tool message
+    ├── ToolArgumentError       the model sent arguments that do not fit the schema
+    ├── ToolTimeout
+    └── ToolNotFound
+```
+
+``ToolError`` is the one family the model sees and can fix: the agent loop sends it back as
+the tool's result. Everything else is for humans and propagates.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ConversationNotFound",
+    "GraftError",
+    "InvalidRequest",
+    "ModelError",
+    "ModelTimeout",
+    "ModelUnavailable",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "ToolArgumentError",
+    "ToolError",
+    "ToolNotFound",
+    "ToolTimeout",
+    "UnknownAssistant",
+]
+
+
+class GraftError(Exception):
+    """Base of every error graft raises on purpose.
+
+    ``status`` and ``type``/``code`` are what the HTTP layer answers with; ``param`` names the
+    offending request field where there is one (as OpenAI's error object does).
+    """
+
+    status: int = 500
+    type: str = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(GraftError):
+    """The settings file, an environment variable or an assistant definition is invalid."""
+
+    code = "config_error"
+
+
+class InvalidRequest(GraftError):
+    """The request is malformed or asks for something graft refuses to do."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The request body is over the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class AuthenticationError(GraftError):
+    """Missing or invalid credentials."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GraftError):
+    """The principal may not use this assistant, tool or conversation."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class NotFound(GraftError):
+    """A named thing does not exist (or is not visible to this principal)."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class UnknownAssistant(NotFound):
+    """The ``model`` field of a request names no assistant."""
+
+    code = "model_not_found"
+
+
+class ConversationNotFound(NotFound):
+    """No conversation with that id belongs to this principal."""
+
+    code = "conversation_not_found"
+
+
+class ModelError(GraftError):
+    """The upstream model failed: an HTTP error, a broken stream, a crash of the local model."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class ModelTimeout(ModelError):
+    """The upstream model did not answer in time."""
+
+    status = 504
+    code = "upstream_timeout"
+
+
+class ModelUnavailable(ModelError):
+    """The model cannot be used here: an extra is not installed or the provider is unset."""
+
+    status = 503
+    code = "model_unavailable"
+
+
+class ToolError(GraftError):
+    """A tool call failed. The message goes back to the model as the tool's result."""
+
+    code = "tool_error"
+
+
+class ToolArgumentError(ToolError):
+    """The model's arguments do not match the tool's schema."""
+
+    code = "invalid_tool_arguments"
+
+
+class ToolTimeout(ToolError):
+    """The tool did not finish within its timeout."""
+
+    code = "tool_timeout"
+
+
+class ToolNotFound(ToolError):
+    """The model called a tool that the assistant does not offer."""
+
+    code = "tool_not_found"

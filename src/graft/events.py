@@ -1,0 +1,95 @@
+"""What streams out of a chat turn.
+
+The agent loop and ``run_turn`` are async generators of these events. The HTTP layer turns
+them into OpenAI chunks, the CLI prints them, the store records them and tests assert on
+them: one vocabulary for every consumer. Each event has a ``kind`` tag so consumers can
+``match`` on it and serialise it without a type registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from graft.messages import ToolCall, Usage
+
+__all__ = [
+    "ClientToolCalls",
+    "ErrorEvent",
+    "Event",
+    "FinishReason",
+    "TextDelta",
+    "ToolCallStarted",
+    "ToolResult",
+    "TurnDone",
+    "TurnStarted",
+]
+
+FinishReason = Literal["stop", "length", "tool_calls", "error"]
+
+
+@dataclass(slots=True)
+class TurnStarted:
+    """The turn is accepted and the user's message is stored."""
+
+    conversation_id: str
+    turn_id: str
+    kind: Literal["turn_started"] = "turn_started"
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """A piece of the assistant's answer."""
+
+    text: str
+    kind: Literal["text_delta"] = "text_delta"
+
+
+@dataclass(slots=True)
+class ToolCallStarted:
+    """graft is running one of its own tools (server side)."""
+
+    call: ToolCall
+    kind: Literal["tool_call_started"] = "tool_call_started"
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """A server-side tool finished; ``content`` is what the model will see (unwrapped)."""
+
+    call_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    duration_ms: float = 0.0
+    kind: Literal["tool_result"] = "tool_result"
+
+
+@dataclass(slots=True)
+class ClientToolCalls:
+    """The model called tools that the client declared; the client must run them."""
+
+    calls: list[ToolCall] = field(default_factory=list)
+    kind: Literal["client_tool_calls"] = "client_tool_calls"
+
+
+@dataclass(slots=True)
+class ErrorEvent:
+    """The turn failed after it started streaming. Always followed by ``TurnDone``."""
+
+    message: str
+    type: str = "server_error"
+    code: str | None = None
+    kind: Literal["error"] = "error"
+
+
+@dataclass(slots=True)
+class TurnDone:
+    """The turn is over; ``usage`` sums every model call in it."""
+
+    finish_reason: FinishReason
+    usage: Usage = field(default_factory=Usage)
+    kind: Literal["turn_done"] = "turn_done"
+
+
+Event = TurnStarted | TextDelta | ToolCallStarted | ToolResult | ClientToolCalls | ErrorEvent | TurnDone

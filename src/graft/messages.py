@@ -1,0 +1,91 @@
+"""What a conversation is made of: messages, tool calls and token usage.
+
+These are the types that are stored and sent to models. They mirror the OpenAI chat format
+closely (roles, ``tool_calls`` with JSON-text arguments, ``tool_call_id``) so that converting
+at the HTTP edge is a copy, not a translation. Streaming uses ``graft.events`` instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Message", "Role", "ToolCall", "Usage", "new_id"]
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+def new_id(prefix: str) -> str:
+    """Return a fresh random id such as ``call_3f2a...``; prefixes make logs readable."""
+    return f"{prefix}_{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One call the model asked for. ``arguments`` is the JSON text as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def to_openai(self) -> dict[str, Any]:
+        """Return the call in the OpenAI wire shape."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(slots=True)
+class Message:
+    """One chat message.
+
+    ``tool_calls`` is set on assistant messages that call tools; ``tool_call_id`` and
+    ``name`` on the tool messages that answer them.
+    """
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def to_openai(self) -> dict[str, Any]:
+        """Return the message in the OpenAI wire shape."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.to_openai() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None and self.role == "tool":
+            out["name"] = self.name
+        return out
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one model call or, summed, of one turn."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+    def to_openai(self) -> dict[str, int]:
+        """Return the usage in the OpenAI wire shape."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }

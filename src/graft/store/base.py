@@ -1,0 +1,136 @@
+"""The ``Store`` protocol: what a chat turn needs to persist, and what REST reads back.
+
+A turn writes twice. ``begin_turn`` stores the caller's new messages and a ``running`` turn
+row in one transaction, before any model is called, so nothing the user typed is lost to an
+upstream failure. ``finish_turn`` stores what the turn produced (assistant and tool
+messages, tool runs with arguments, results and timings, token usage) and marks the turn
+``done`` or ``failed`` with its error. Every read is scoped to the principal: a conversation
+that belongs to another user or tenant does not exist for the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from graft.context import Principal
+from graft.messages import Message, Usage
+
+__all__ = ["ConversationInfo", "Store", "StoredMessage", "ToolRun", "TurnInfo", "TurnStatus"]
+
+TurnStatus = Literal["running", "done", "failed"]
+
+
+@dataclass(slots=True)
+class ConversationInfo:
+    """A conversation's header."""
+
+    id: str
+    user_id: str
+    tenant: str
+    assistant: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    """A message as stored, with its position and the turn that wrote it."""
+
+    message: Message
+    turn_id: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class ToolRun:
+    """One server-side tool execution within a turn."""
+
+    call_id: str
+    name: str
+    arguments: str
+    result: str
+    is_error: bool
+    duration_ms: float
+
+
+@dataclass(slots=True)
+class TurnInfo:
+    """One turn's outcome: status, model, timings, usage, error."""
+
+    id: str
+    conversation_id: str
+    status: TurnStatus
+    model: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    tool_runs: list[ToolRun] = field(default_factory=list)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence of conversations, messages, turns and tool runs."""
+
+    async def start(self) -> None:
+        """Open connections and bring the schema up to date (migrations)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+    async def begin_turn(
+        self,
+        principal: Principal,
+        *,
+        assistant: str,
+        model: str,
+        conversation_id: str | None,
+        new_messages: list[Message],
+    ) -> tuple[str, str]:
+        """Store the new messages and a running turn; return ``(conversation_id, turn_id)``.
+
+        With ``conversation_id=None`` a conversation is created (titled after the first
+        user message). An id that does not exist for ``principal`` raises
+        ``ConversationNotFound``.
+        """
+        ...
+
+    async def finish_turn(
+        self,
+        turn_id: str,
+        *,
+        messages: list[Message],
+        tool_runs: list[ToolRun],
+        usage: Usage,
+        finish_reason: str | None,
+        error: str | None = None,
+    ) -> None:
+        """Store what the turn produced and mark it done (or failed when ``error`` is set)."""
+        ...
+
+    async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
+        """Every message of the conversation, oldest first."""
+        ...
+
+    async def list_conversations(
+        self, principal: Principal, *, limit: int = 50, offset: int = 0
+    ) -> list[ConversationInfo]:
+        """The principal's conversations, most recently updated first."""
+        ...
+
+    async def get_conversation(
+        self, conversation_id: str, principal: Principal
+    ) -> tuple[ConversationInfo, list[StoredMessage], list[TurnInfo]]:
+        """One conversation with its messages and turns; ``ConversationNotFound`` if absent."""
+        ...
+
+    async def delete_conversation(self, conversation_id: str, principal: Principal) -> None:
+        """Delete a conversation and everything in it; ``ConversationNotFound`` if absent."""
+        ...
