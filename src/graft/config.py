@@ -166,6 +166,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: the environment wins over the file."""
         # The environment overrides the TOML file, which arrives as init kwargs.
         return (env_settings, init_settings)
 

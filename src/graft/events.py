@@ -80,6 +80,8 @@ class ErrorEvent:
     message: str
     type: str = "server_error"
     code: str | None = None
+    status: int = 500
+    """The HTTP status this error maps to, used when nothing was streamed yet."""
     kind: Literal["error"] = "error"
 
 
@@ -92,4 +94,6 @@ class TurnDone:
     kind: Literal["turn_done"] = "turn_done"
 
 
-Event = TurnStarted | TextDelta | ToolCallStarted | ToolResult | ClientToolCalls | ErrorEvent | TurnDone
+Event = (
+    TurnStarted | TextDelta | ToolCallStarted | ToolResult | ClientToolCalls | ErrorEvent | TurnDone
+)

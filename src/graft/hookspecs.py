@@ -49,5 +49,3 @@ def authenticate(headers: Mapping[str, str], settings: Settings) -> Principal | 
 @hookspec
 def register_commands(cli: click.Group) -> None:
     """Add commands to the ``graft`` command line."""
-
-

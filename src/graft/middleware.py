@@ -46,9 +46,7 @@ class TextMiddleware(Middleware):
         self.name = name
         self._transform = transform
 
-    async def on_output(  # type: ignore[override]
-        self, events: AsyncIterator[Event], ctx: Context
-    ) -> AsyncIterator[Event]:
+    async def on_output(self, events: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
         """Rewrite the text of every delta."""
         async for event in events:
             if isinstance(event, TextDelta):

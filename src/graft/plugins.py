@@ -87,9 +87,7 @@ class Registry:
         functions = FunctionToolset(name=plugin.rsplit(".", 1)[-1])
 
         def register(item: FunctionTool | Callable[..., Any] | Toolset) -> None:
-            if isinstance(item, FunctionTool) or (
-                callable(item) and not isinstance(item, Toolset)
-            ):
+            if isinstance(item, FunctionTool) or (callable(item) and not isinstance(item, Toolset)):
                 if not functions.tools:
                     self.toolsets.append((functions, plugin))
                 functions.add(item)

@@ -63,7 +63,9 @@ def _check(value: float) -> float:
 def _eval(node: ast.AST) -> float:  # noqa: C901 - one branch per allowed node kind
     if isinstance(node, ast.Expression):
         return _eval(node.body)
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        if isinstance(node.value, bool):
+            raise ToolError("booleans are not numbers here")
         return _check(node.value)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)

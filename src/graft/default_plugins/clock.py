@@ -16,9 +16,7 @@ __all__ = ["current_time"]
 
 @tool
 def current_time(
-    timezone: Annotated[
-        str, Field(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-/]*$")
-    ] = "UTC",
+    timezone: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-/]*$")] = "UTC",
 ) -> dict[str, str]:
     """Get the current date and time in a timezone.
 
@@ -28,7 +26,9 @@ def current_time(
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ToolError(f"unknown timezone {timezone!r}; use an IANA name like 'Asia/Shanghai'") from None
+        raise ToolError(
+            f"unknown timezone {timezone!r}; use an IANA name like 'Asia/Shanghai'"
+        ) from None
     now = datetime.now(zone)
     return {
         "timezone": timezone,

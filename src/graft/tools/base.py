@@ -24,9 +24,7 @@ class ToolDef:
 
     name: str
     description: str
-    parameters: dict[str, Any] = field(
-        default_factory=lambda: {"type": "object", "properties": {}}
-    )
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     """JSON schema of the arguments object."""
     timeout: float | None = None
     """Seconds; ``None`` uses ``limits.tool_timeout``."""

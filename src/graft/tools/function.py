@@ -36,7 +36,13 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     for line in doc.splitlines():
         stripped = line.strip()
         header = stripped.rstrip(":").lower()
-        if stripped.endswith(":") and header in {"args", "arguments", "parameters", "returns", "raises"}:
+        if stripped.endswith(":") and header in {
+            "args",
+            "arguments",
+            "parameters",
+            "returns",
+            "raises",
+        }:
             section = header
             continue
         if section in {"args", "arguments", "parameters"} and stripped:
@@ -100,7 +106,7 @@ class FunctionTool:
                 annotation,
                 Field(default, description=param_docs.get(param.name)),
             )
-        return create_model(  # type: ignore[call-overload, no-any-return]
+        return create_model(
             f"{self.name}_arguments",
             __config__=ConfigDict(extra="forbid"),
             **fields,

@@ -1,0 +1,302 @@
+"""The ``graft`` command line: serve, chat, ask, tools, plugins, keys.
+
+Every command builds one ``Graft`` from the settings and runs the same turn path as the
+server, in-process. Domain errors become a one-line message and exit code 1; nothing prints
+a traceback at a user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from graft.config import Settings, load_settings
+from graft.errors import GraftError
+from graft.events import (
+    ClientToolCalls,
+    ErrorEvent,
+    TextDelta,
+    ToolCallStarted,
+    ToolResult,
+    TurnDone,
+    TurnStarted,
+)
+from graft.messages import Message
+from graft.runtime import Graft
+from graft.turn import TurnRequest
+
+__all__ = ["cli", "main"]
+
+T = TypeVar("T")
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    config: Path | None = ctx.obj.get("config") if ctx.obj else None
+    return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except GraftError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _async_command(func: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        _run(func(*args, **kwargs))  # type: ignore[arg-type]
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GRAFT_CONFIG",
+    help="TOML settings file (default: ./graft.toml if present).",
+)
+@click.version_option(package_name="graft")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """graft: tools, services and knowledge grafted onto any chat model."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--access-log/--no-access-log", default=True, help="Log every request.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bool) -> None:
+    """Start the OpenAI-compatible HTTP server."""
+    import uvicorn
+
+    from graft.server import create_app
+
+    try:
+        settings = _settings(ctx, host=host, port=port)
+        graft = Graft(settings)
+        graft.check()
+    except GraftError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(
+        f"graft serving {', '.join(settings.assistant_names())} on "
+        f"http://{settings.host}:{settings.port}/v1 (model {settings.model})",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(graft),
+        host=settings.host,
+        port=settings.port,
+        access_log=access_log,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _stream_turn(
+    graft: Graft, request: TurnRequest, user: str | None, *, show: bool
+) -> dict[str, Any]:
+    """Run a turn, printing as it streams when ``show``; return a summary."""
+    result: dict[str, Any] = {"content": "", "tool_calls": [], "client_tool_calls": []}
+    principal = graft.principal_for(user)
+    async for event in graft.run_turn(request, principal):
+        if isinstance(event, TurnStarted):
+            result["conversation_id"] = event.conversation_id
+        elif isinstance(event, TextDelta):
+            result["content"] += event.text
+            if show:
+                click.echo(event.text, nl=False)
+        elif isinstance(event, ToolCallStarted):
+            if show:
+                click.secho(f"→ {event.call.name}({event.call.arguments})", fg="cyan", err=True)
+        elif isinstance(event, ToolResult):
+            result["tool_calls"].append(
+                {"name": event.name, "result": event.content, "is_error": event.is_error}
+            )
+            if show:
+                color = "red" if event.is_error else "cyan"
+                click.secho(f"← {event.name}: {event.content[:300]}", fg=color, err=True)
+        elif isinstance(event, ClientToolCalls):
+            result["client_tool_calls"] = [c.to_openai() for c in event.calls]
+        elif isinstance(event, ErrorEvent):
+            result["error"] = {"message": event.message, "code": event.code}
+            if show:
+                click.secho(f"\nerror: {event.message}", fg="red", err=True)
+        elif isinstance(event, TurnDone):
+            result["finish_reason"] = event.finish_reason
+            result["usage"] = event.usage.to_openai()
+    if show and result["content"] and not result["content"].endswith("\n"):
+        click.echo()
+    return result
+
+
+@cli.command()
+@click.argument("question", required=False)
+@click.option("-a", "--assistant", default="default", show_default=True)
+@click.option("-c", "--conversation", default=None, help="Continue a stored conversation.")
+@click.option("--user", default=None, help="Run as this user (default: the local user).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")
+@click.pass_context
+@_async_command
+async def ask(
+    ctx: click.Context,
+    question: str | None,
+    assistant: str,
+    conversation: str | None,
+    user: str | None,
+    as_json: bool,
+) -> None:
+    """Ask one question (or read it from standard input) and print the answer."""
+    if question is None or question == "-":
+        question = sys.stdin.read()
+    if not question.strip():
+        raise click.UsageError("the question is empty")
+    async with Graft(_settings(ctx)) as graft:
+        request = TurnRequest(assistant, [Message("user", question)], conversation)
+        result = await _stream_turn(graft, request, user, show=not as_json)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+    if "error" in result:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("-a", "--assistant", default="default", show_default=True)
+@click.option("-c", "--conversation", default=None, help="Continue a stored conversation.")
+@click.option("--user", default=None, help="Run as this user (default: the local user).")
+@click.pass_context
+@_async_command
+async def chat(
+    ctx: click.Context, assistant: str, conversation: str | None, user: str | None
+) -> None:
+    """Chat in the terminal. /new starts a new conversation, /exit or Ctrl-D leaves."""
+    async with Graft(_settings(ctx)) as graft:
+        graft.assistant(assistant)
+        click.secho(f"graft chat with {assistant!r}. /new, /exit, Ctrl-D.", dim=True, err=True)
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "you> ")
+            except (EOFError, KeyboardInterrupt):
+                click.echo(err=True)
+                return
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/exit", "/quit"):
+                return
+            if text == "/new":
+                conversation = None
+                click.secho("(new conversation)", dim=True, err=True)
+                continue
+            request = TurnRequest(assistant, [Message("user", line)], conversation)
+            try:
+                result = await _stream_turn(graft, request, user, show=True)
+            except GraftError as exc:
+                click.secho(f"error: {exc.message}", fg="red", err=True)
+                continue
+            conversation = result.get("conversation_id", conversation)
+
+
+@cli.group()
+def tools() -> None:
+    """List and call tools."""
+
+
+@tools.command("list")
+@click.option("-a", "--assistant", default="default", show_default=True)
+@click.option("--user", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@_async_command
+async def tools_list(ctx: click.Context, assistant: str, user: str | None, as_json: bool) -> None:
+    """List the tools an assistant may call."""
+    graft = Graft(_settings(ctx))
+    box = await graft.toolbox(graft.context(graft.principal_for(user), assistant))
+    owners = {name: toolset.name for name, toolset in box.owners.items()}
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{**d.to_openai()["function"], "toolset": owners[d.name]} for d in box.definitions],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    for definition in box.definitions:
+        summary = definition.description.splitlines()[0] if definition.description else ""
+        click.echo(f"{definition.name:<24} {owners[definition.name]:<16} {summary}")
+
+
+@tools.command("call")
+@click.argument("name")
+@click.argument("arguments", default="{}")
+@click.option("-a", "--assistant", default="default", show_default=True)
+@click.option("--user", default=None, help="Run as this user (default: the local user).")
+@click.pass_context
+@_async_command
+async def tools_call(
+    ctx: click.Context, name: str, arguments: str, assistant: str, user: str | None
+) -> None:
+    """Call tool NAME with JSON ARGUMENTS through the same policy path a model call takes."""
+    graft = Graft(_settings(ctx))
+    context = graft.context(graft.principal_for(user), assistant)
+    box = await graft.toolbox(context)
+    click.echo(await box.call(name, arguments, context))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List loaded plugins, the package each comes from and the hooks it implements."""
+    try:
+        graft = Graft(_settings(ctx))
+    except GraftError as exc:
+        raise click.ClickException(exc.message) from None
+    infos = graft.plugin_infos()
+    if as_json:
+        click.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        return
+    for info in infos:
+        package = f"{info.package} {info.version}" if info.package else "(registered in code)"
+        click.echo(f"{info.name:<40} {package:<20} {', '.join(info.hooks)}")
+
+
+@cli.group()
+def keys() -> None:
+    """Create API keys for the settings file."""
+
+
+@keys.command("new")
+@click.option("--user", required=True, help="The user this key authenticates.")
+@click.option("--role", "roles", multiple=True, help="A role; repeat for several.")
+def keys_new(user: str, roles: tuple[str, ...]) -> None:
+    """Print a new random key and the settings entry that accepts it."""
+    from graft.default_plugins.api_key_auth import hash_api_key
+
+    key = f"gk-{secrets.token_urlsafe(32)}"
+    click.echo(f"key (give it to the user; it is not stored): {key}", err=True)
+    click.echo("\n[[auth.api_keys]]")
+    click.echo(f'user = "{user}"')
+    click.echo(f"roles = {json.dumps(list(roles))}")
+    click.echo(f'sha256 = "{hash_api_key(key)}"')
+
+
+def main() -> None:
+    """Entry point of the ``graft`` script: adds plugin commands, then runs the CLI."""
+    from graft.plugins import make_plugin_manager
+
+    make_plugin_manager().hook.register_commands(cli=cli)
+    cli()

@@ -1,0 +1,172 @@
+"""``Graft``: one configured instance (settings, plugins, store, models) per process.
+
+Every entry point of a process shares it: the server and the CLI build one ``Graft`` from
+the settings, ``start()`` it (migrations, configuration checks) and call ``run_turn``.
+Models are created on first use and cached by id, so connection pools and the embedded
+model are loaded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from types import TracebackType
+
+from graft.config import AssistantSettings, Settings, load_settings, split_model_id
+from graft.context import Context, Principal
+from graft.errors import (
+    AuthenticationError,
+    ConfigError,
+    ModelUnavailable,
+    UnknownAssistant,
+)
+from graft.events import Event
+from graft.middleware import Middleware
+from graft.models.base import Model, ModelFactory
+from graft.plugins import PluginInfo, Registry, make_plugin_manager, plugin_infos
+from graft.store import Store, open_store
+from graft.tools.router import ToolBox, ToolRouter
+from graft.turn import TurnRequest, run_turn
+
+__all__ = ["Graft"]
+
+
+class Graft:
+    """A configured graft instance. Use as ``async with Graft(settings) as graft: ...``."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: Store | None = None,
+        plugins: Iterable[object] = (),
+        entry_points: bool = True,
+        models: Mapping[str, Model] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.pm = make_plugin_manager(entry_points=entry_points, plugins=plugins)
+        self.registry = Registry.collect(self.pm, self.settings)
+        self.tools = ToolRouter(
+            [toolset for toolset, _ in self.registry.toolsets],
+            default_timeout=self.settings.limits.tool_timeout,
+        )
+        self.store = store if store is not None else open_store(self.settings.sqlalchemy_url)
+        self._models: dict[str, Model] = dict(models or {})
+        self._preset_models = set(self._models)
+
+    async def start(self) -> None:
+        """Check the configuration and open the store (running migrations)."""
+        self.check()
+        await self.store.start()
+
+    async def aclose(self) -> None:
+        """Close model connections and the store."""
+        for model_id, model in list(self._models.items()):
+            close = getattr(model, "aclose", None)
+            if close is not None and model_id not in self._preset_models:
+                await close()
+        await self.store.close()
+
+    async def __aenter__(self) -> Graft:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def check(self) -> None:
+        """Raise ``ConfigError`` if an assistant names an unknown provider or middleware."""
+        for name in self.settings.assistant_names():
+            assistant = self.assistant(name)
+            model_id = assistant.model or self.settings.model
+            prefix, _ = split_model_id(model_id)
+            if model_id not in self._models and self._factory(prefix) is None:
+                raise ConfigError(
+                    f"assistant {name!r}: no model provider {prefix!r}; known: "
+                    f"{', '.join(sorted({*self.registry.models, *self.settings.providers}))}"
+                )
+            self.middleware(assistant.middleware)
+
+    def assistant(self, name: str) -> AssistantSettings:
+        """The assistant called ``name``, or ``UnknownAssistant``."""
+        found = self.settings.assistant(name)
+        if found is None:
+            raise UnknownAssistant(
+                f"the model {name!r} does not exist; GET /v1/models lists the assistants",
+                param="model",
+            )
+        return found
+
+    def model_for(self, assistant: AssistantSettings) -> Model:
+        """The model an assistant uses."""
+        return self.get_model(assistant.model or self.settings.model)
+
+    def get_model(self, model_id: str) -> Model:
+        """Return the model for ``provider:name``, creating it on first use."""
+        model = self._models.get(model_id)
+        if model is None:
+            prefix, _ = split_model_id(model_id)
+            factory = self._factory(prefix)
+            if factory is None:
+                raise ModelUnavailable(f"no model provider {prefix!r} for model {model_id!r}")
+            model = self._models[model_id] = factory(model_id, self.settings)
+        return model
+
+    def _factory(self, prefix: str) -> ModelFactory | None:
+        entry = self.registry.models.get(prefix)
+        if entry is not None:
+            return entry[0]
+        # A provider configured only in the settings is OpenAI-compatible.
+        if prefix in self.settings.providers and "openai" in self.registry.models:
+            return self.registry.models["openai"][0]
+        return None
+
+    def middleware(self, names: Iterable[str]) -> list[Middleware]:
+        """The middleware called ``names``, in order; ``ConfigError`` for unknown names."""
+        chain = []
+        for name in names:
+            entry = self.registry.middleware.get(name)
+            if entry is None:
+                known = ", ".join(sorted(self.registry.middleware)) or "none"
+                raise ConfigError(f"no middleware named {name!r} (registered: {known})")
+            chain.append(entry[0])
+        return chain
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """Ask the ``authenticate`` hooks who sent these headers."""
+        principal: Principal | None = self.pm.hook.authenticate(
+            headers=headers, settings=self.settings
+        )
+        if principal is None:
+            raise AuthenticationError("no authenticator accepted the request")
+        return principal
+
+    def principal_for(self, user: str | None = None) -> Principal:
+        """A principal for a local operator (the CLI): roles from a matching API key entry."""
+        auth = self.settings.auth
+        user = user or auth.default_user
+        for key in auth.api_keys:
+            if key.user == user:
+                return Principal(user, frozenset(key.roles), frozenset(key.groups), key.tenant)
+        roles = auth.default_roles if user == auth.default_user else []
+        return Principal(user, frozenset(roles))
+
+    def context(self, principal: Principal, assistant: str) -> Context:
+        """A context outside a turn (``graft tools call``)."""
+        return Context(principal, self.settings, assistant, self.assistant(assistant))
+
+    async def toolbox(self, ctx: Context) -> ToolBox:
+        """The tools a context may call."""
+        return await self.tools.resolve(ctx)
+
+    def run_turn(self, request: TurnRequest, principal: Principal) -> AsyncGenerator[Event, None]:
+        """Run one chat turn (see ``graft.turn``)."""
+        return run_turn(self, request, principal)
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        """Every loaded plugin, with its package and hooks."""
+        return plugin_infos(self.pm)

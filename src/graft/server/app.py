@@ -1,0 +1,69 @@
+"""The FastAPI application: routes, error mapping, limits, metrics, lifespan.
+
+``create_app(graft)`` wraps one ``Graft`` instance; the lifespan starts it (migrations,
+configuration checks) and closes it. ASGI middleware order, outermost first: metrics, then
+the body-size limit, so even refused bodies are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from graft.runtime import Graft
+from graft.server import chat, conversations
+from graft.server.errors import install_error_handlers
+from graft.server.limits import BodySizeLimit
+from graft.server.metrics import Metrics, MetricsMiddleware
+
+__all__ = ["create_app"]
+
+
+def _version() -> str:
+    try:
+        return version("graft")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def create_app(graft: Graft) -> FastAPI:
+    """Build the HTTP app around ``graft``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await graft.start()
+        try:
+            yield
+        finally:
+            await graft.aclose()
+
+    app = FastAPI(
+        title="graft",
+        version=_version(),
+        summary="OpenAI-compatible chat with tools, services and knowledge grafted on.",
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.graft = graft
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(chat.router)
+    app.include_router(conversations.router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """``{"status": "ok"}`` while the process serves requests."""
+        return {"status": "ok", "version": _version()}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics_endpoint() -> Response:
+        """Metrics in the Prometheus text format."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.add_middleware(BodySizeLimit, max_bytes=graft.settings.limits.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,120 @@
+"""``POST /v1/chat/completions`` and ``GET /v1/models``: the OpenAI-compatible surface.
+
+A request becomes a ``TurnRequest`` and runs through ``run_turn``, like every other entry
+point. Streaming answers start only once the model has produced something: an upstream
+failure before that is a plain JSON error with its status (502, 503, 504), after it a
+terminal ``error`` event followed by ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from graft.errors import PermissionDenied
+from graft.events import ErrorEvent, Event, TurnStarted
+from graft.policy import authorize_assistant
+from graft.server.deps import CurrentGraft, CurrentPrincipal
+from graft.server.encode import ChunkEncoder, CompletionBuilder
+from graft.server.errors import error_response
+from graft.server.metrics import Metrics
+from graft.server.schemas import ChatCompletionRequest
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion (OpenAI-compatible)",
+    response_model=None,
+    responses={
+        200: {"description": "A chat.completion object, or an SSE stream of chunks."},
+        400: {"description": "Invalid request"},
+        401: {"description": "Missing or invalid API key"},
+        404: {"description": "Unknown assistant or conversation"},
+        413: {"description": "Body over the size limit"},
+        502: {"description": "The upstream model failed"},
+    },
+)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, graft: CurrentGraft, principal: CurrentPrincipal
+) -> Response:
+    """Run one chat turn. ``model`` names a graft assistant (``GET /v1/models``)."""
+    metrics: Metrics = request.app.state.metrics
+    events = graft.run_turn(body.to_turn(), principal)
+    started = await anext(events)  # raises request errors before anything is sent
+    assert isinstance(started, TurnStarted)
+    first = await anext(events)
+    if isinstance(first, ErrorEvent):
+        metrics.observe(body.model, first)
+        await events.aclose()
+        return error_response(first.status, first.message, first.type, first.code)
+    headers = {"x-graft-conversation-id": started.conversation_id}
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        encoder = ChunkEncoder(body.model, include_usage=include_usage)
+        return StreamingResponse(
+            _sse(encoder, [started, first], events, metrics, body.model),
+            media_type="text/event-stream",
+            headers={**_SSE_HEADERS, **headers},
+        )
+    builder = CompletionBuilder(body.model)
+    for head in (started, first):
+        builder.add(head)
+        metrics.observe(body.model, head)
+    async for event in events:
+        builder.add(event)
+        metrics.observe(body.model, event)
+    if builder.error is not None:
+        error = builder.error
+        return error_response(error.status, error.message, error.type, error.code)
+    return Response(builder.body(), media_type="application/json", headers=headers)
+
+
+async def _sse(
+    encoder: ChunkEncoder,
+    head: list[Event],
+    events: AsyncGenerator[Event, None],
+    metrics: Metrics,
+    assistant: str,
+) -> AsyncIterator[bytes]:
+    try:
+        for event in head:
+            metrics.observe(assistant, event)
+            yield encoder.encode(event)
+        async for event in events:
+            metrics.observe(assistant, event)
+            data = encoder.encode(event)
+            if data:
+                yield data
+    finally:
+        await events.aclose()
+
+
+@router.get("/models", summary="List the assistants (OpenAI-compatible)")
+async def list_models(graft: CurrentGraft, principal: CurrentPrincipal) -> dict[str, object]:
+    """Every assistant this principal may use, in the OpenAI ``model`` list shape."""
+    data = []
+    for name in graft.settings.assistant_names():
+        assistant = graft.assistant(name)
+        try:
+            authorize_assistant(principal, name, assistant)
+        except PermissionDenied:
+            continue
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "graft",
+                "description": assistant.description,
+                "graft_model": assistant.model or graft.settings.model,
+            }
+        )
+    return {"object": "list", "data": data}

@@ -1,0 +1,85 @@
+"""Stored conversations over REST: list, read, delete; each scoped to the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from graft.server.deps import CurrentGraft, CurrentPrincipal
+from graft.store.base import ConversationInfo
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+def _header(info: ConversationInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "object": "conversation",
+        "title": info.title,
+        "assistant": info.assistant,
+        "created_at": info.created_at.isoformat(),
+        "updated_at": info.updated_at.isoformat(),
+    }
+
+
+@router.get("", summary="List your conversations, most recent first")
+async def list_conversations(
+    graft: CurrentGraft,
+    principal: CurrentPrincipal,
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """A page of the caller's conversations."""
+    infos = await graft.store.list_conversations(principal, limit=limit, offset=offset)
+    return {"object": "list", "data": [_header(i) for i in infos]}
+
+
+@router.get("/{conversation_id}", summary="Read one conversation with its messages and turns")
+async def get_conversation(
+    conversation_id: str, graft: CurrentGraft, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """One conversation: header, messages (OpenAI shape) and turns."""
+    info, messages, turns = await graft.store.get_conversation(conversation_id, principal)
+    return {
+        **_header(info),
+        "messages": [
+            {**m.message.to_openai(), "turn_id": m.turn_id, "created_at": m.created_at.isoformat()}
+            for m in messages
+        ],
+        "turns": [
+            {
+                "id": t.id,
+                "status": t.status,
+                "model": t.model,
+                "finish_reason": t.finish_reason,
+                "error": t.error,
+                "started_at": t.started_at.isoformat(),
+                "duration_ms": t.duration_ms,
+                "usage": t.usage.to_openai(),
+                "tool_runs": [
+                    {
+                        "call_id": r.call_id,
+                        "name": r.name,
+                        "arguments": r.arguments,
+                        "result": r.result,
+                        "is_error": r.is_error,
+                        "duration_ms": r.duration_ms,
+                    }
+                    for r in t.tool_runs
+                ],
+            }
+            for t in turns
+        ],
+    }
+
+
+@router.delete("/{conversation_id}", summary="Delete one conversation")
+async def delete_conversation(
+    conversation_id: str, graft: CurrentGraft, principal: CurrentPrincipal
+) -> dict[str, Any]:
+    """Delete a conversation and everything in it."""
+    await graft.store.delete_conversation(conversation_id, principal)
+    return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}

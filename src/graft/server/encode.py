@@ -1,0 +1,165 @@
+"""Turning graft events into OpenAI wire objects: stream chunks and whole completions.
+
+Standard fields carry what OpenAI clients expect (text deltas, client tool calls, finish
+reason, usage). graft's server-side tool activity travels in an extra ``graft`` field of
+otherwise empty chunks, which standard clients ignore and graft-aware clients read.
+JSON is written by hand-built dicts and ``json.dumps``: this is the hot path of streaming.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from graft.events import (
+    ClientToolCalls,
+    ErrorEvent,
+    Event,
+    TextDelta,
+    ToolCallStarted,
+    ToolResult,
+    TurnDone,
+    TurnStarted,
+)
+from graft.messages import Usage, new_id
+
+__all__ = ["ChunkEncoder", "CompletionBuilder", "error_body"]
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def error_body(
+    message: str, type_: str, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    """The OpenAI error object."""
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _tool_event(event: ToolCallStarted | ToolResult) -> dict[str, Any]:
+    if isinstance(event, ToolCallStarted):
+        return {
+            "event": "tool_call",
+            "id": event.call.id,
+            "name": event.call.name,
+            "arguments": event.call.arguments,
+        }
+    return {
+        "event": "tool_result",
+        "id": event.call_id,
+        "name": event.name,
+        "content": event.content,
+        "is_error": event.is_error,
+        "duration_ms": round(event.duration_ms, 3),
+    }
+
+
+class ChunkEncoder:
+    """Encodes the events of one streamed turn as ``data: ...`` SSE lines."""
+
+    def __init__(self, model: str, *, include_usage: bool) -> None:
+        self.id = new_id("chatcmpl")
+        self.model = model
+        self.created = int(time.time())
+        self.include_usage = include_usage
+        self._prefix = (
+            f'data: {{"id":"{self.id}","object":"chat.completion.chunk",'
+            f'"created":{self.created},"model":{_dumps(model)},'
+        ).encode()
+        self._sent_role = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        if not self._sent_role:
+            delta = {"role": "assistant", **delta}
+            self._sent_role = True
+        body = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return self._prefix + _dumps(body)[1:].encode() + b"\n\n"
+
+    def encode(self, event: Event) -> bytes:
+        """Return the SSE bytes for one event (empty when the event has no wire form)."""
+        if isinstance(event, TextDelta):
+            if self._sent_role:  # fast path: the common case, one small dict
+                return (
+                    self._prefix
+                    + b'"choices":[{"index":0,"delta":{"content":'
+                    + _dumps(event.text).encode()
+                    + b'},"finish_reason":null}]}\n\n'
+                )
+            return self._chunk({"content": event.text})
+        if isinstance(event, TurnStarted):
+            return self._chunk({"content": ""}, conversation_id=event.conversation_id)
+        if isinstance(event, ToolCallStarted | ToolResult):
+            return self._chunk({}, graft=_tool_event(event))
+        if isinstance(event, ClientToolCalls):
+            calls = [{"index": i, **c.to_openai()} for i, c in enumerate(event.calls)]
+            return self._chunk({"tool_calls": calls})
+        if isinstance(event, ErrorEvent):
+            body = error_body(event.message, event.type, event.code)
+            return b"data: " + _dumps(body).encode() + b"\n\n"
+        if isinstance(event, TurnDone):
+            return self._done(event)
+        return b""
+
+    def _done(self, event: TurnDone) -> bytes:
+        if event.finish_reason == "error":
+            return b"data: [DONE]\n\n"
+        out = self._chunk({}, event.finish_reason)
+        if self.include_usage:
+            usage = {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": event.usage.to_openai(),
+            }
+            out += b"data: " + _dumps(usage).encode() + b"\n\n"
+        return out + b"data: [DONE]\n\n"
+
+
+class CompletionBuilder:
+    """Collects the events of one turn into a ``chat.completion`` object."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.text: list[str] = []
+        self.client_calls: list[dict[str, Any]] = []
+        self.tool_activity: list[dict[str, Any]] = []
+        self.finish_reason = "stop"
+        self.usage = Usage()
+        self.conversation_id: str | None = None
+        self.error: ErrorEvent | None = None
+
+    def add(self, event: Event) -> None:
+        """Take one event into account."""
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+        elif isinstance(event, TurnStarted):
+            self.conversation_id = event.conversation_id
+        elif isinstance(event, ToolCallStarted | ToolResult):
+            self.tool_activity.append(_tool_event(event))
+        elif isinstance(event, ClientToolCalls):
+            self.client_calls.extend(c.to_openai() for c in event.calls)
+        elif isinstance(event, ErrorEvent):
+            self.error = event
+        elif isinstance(event, TurnDone):
+            self.finish_reason = event.finish_reason
+            self.usage = event.usage
+
+    def body(self) -> bytes:
+        """The completion as JSON bytes."""
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.text) or None}
+        if self.client_calls:
+            message["tool_calls"] = self.client_calls
+        completion: dict[str, Any] = {
+            "id": new_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage.to_openai(),
+            "conversation_id": self.conversation_id,
+        }
+        if self.tool_activity:
+            completion["graft"] = {"tool_activity": self.tool_activity}
+        return _dumps(completion).encode()

@@ -1,0 +1,73 @@
+"""Mapping every failure to an OpenAI-style error object with the right status.
+
+Domain errors carry their status; request validation errors become 400 with the offending
+field in ``param``; unknown routes and methods keep their 404/405; anything unexpected is a
+500 that says "internal error" and logs the traceback, never sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from graft.errors import GraftError
+from graft.server.encode import error_body
+
+__all__ = ["error_response", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def error_response(
+    status: int, message: str, type_: str, code: str | None, param: str | None = None
+) -> JSONResponse:
+    """An OpenAI-style JSON error response."""
+    return JSONResponse(error_body(message, type_, code, param), status_code=status)
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    if first.get("type") == "json_invalid":
+        return f"the request body is not valid JSON: {first.get('ctx', {}).get('error', '')}", None
+    param = ".".join(loc) or None
+    message = str(first.get("msg", "invalid request"))
+    message = message.removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return (f"{param}: {message}{more}" if param else f"{message}{more}"), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(GraftError)
+    async def graft_error(request: Request, exc: GraftError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
+        return error_response(exc.status, exc.message, exc.type, exc.code, exc.param)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _validation_message(list(exc.errors()))
+        code = "invalid_json" if param is None and "JSON" in message else "invalid_value"
+        return error_response(400, message, "invalid_request_error", code, param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404:
+            message = f"no route {request.method} {request.url.path}"
+        code = _HTTP_CODES.get(exc.status_code)
+        return error_response(exc.status_code, message, "invalid_request_error", code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(500, "internal error", "server_error", "internal_error")

@@ -1,0 +1,100 @@
+"""Prometheus metrics: HTTP requests, turns, tokens and tool calls.
+
+Each app gets its own ``CollectorRegistry`` (several apps in one test process never share
+counters). The HTTP middleware is pure ASGI and labels requests by route template, not raw
+path, so ids in URLs cannot explode the label set.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from graft.events import Event, ToolResult, TurnDone
+
+__all__ = ["Metrics", "MetricsMiddleware"]
+
+
+class Metrics:
+    """The metric families of one app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "graft_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "graft_http_request_duration_seconds",
+            "Time to the end of the response.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.turns = Counter(
+            "graft_turns",
+            "Chat turns by assistant and finish reason.",
+            ["assistant", "finish_reason"],
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "graft_tokens",
+            "Model tokens by assistant and kind.",
+            ["assistant", "kind"],
+            registry=self.registry,
+        )
+        self.tool_calls = Counter(
+            "graft_tool_calls",
+            "Server-side tool calls by tool and outcome.",
+            ["tool", "outcome"],
+            registry=self.registry,
+        )
+
+    def observe(self, assistant: str, event: Event) -> None:
+        """Count what a turn event says (tool results and the turn's end)."""
+        if isinstance(event, ToolResult):
+            self.tool_calls.labels(event.name, "error" if event.is_error else "ok").inc()
+        elif isinstance(event, TurnDone):
+            self.turns.labels(assistant, event.finish_reason).inc()
+            if event.usage.prompt_tokens:
+                self.tokens.labels(assistant, "prompt").inc(event.usage.prompt_tokens)
+            if event.usage.completion_tokens:
+                self.tokens.labels(assistant, "completion").inc(event.usage.completion_tokens)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware counting requests and their duration."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - started)

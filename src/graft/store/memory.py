@@ -1,0 +1,206 @@
+"""The in-memory store: the ``Store`` protocol over plain dicts, for tests and ``memory://``.
+
+It keeps the SQL store's semantics exactly (scoping by tenant and user, the errors it
+raises, the order it returns things in, the titles it makes) so that code tested against it
+behaves the same on SQLite and PostgreSQL; ``tests/store`` runs one suite over all three.
+Everything handed in or out is copied, as a database would, so callers cannot change stored
+state by mutating what they passed or got back. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import anyio.lowlevel
+
+from graft.context import Principal
+from graft.errors import ConversationNotFound, NotFound
+from graft.messages import Message, ToolCall, Usage, new_id
+from graft.store.base import ConversationInfo, StoredMessage, ToolRun, TurnInfo
+from graft.store.sql import check_page, make_title
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass(slots=True)
+class _Conversation:
+    info: ConversationInfo
+    messages: list[StoredMessage] = field(default_factory=list)
+    turns: dict[str, TurnInfo] = field(default_factory=dict)
+
+
+class MemoryStore:
+    """The ``Store`` in memory, with the SQL store's semantics."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._conversations: dict[str, _Conversation] = {}
+        self._turn_owner: dict[str, str] = {}
+        """Turn id to conversation id."""
+
+    async def start(self) -> None:
+        """Nothing to open or migrate."""
+        await anyio.lowlevel.checkpoint()
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays until the object goes."""
+        await anyio.lowlevel.checkpoint()
+
+    async def begin_turn(
+        self,
+        principal: Principal,
+        *,
+        assistant: str,
+        model: str,
+        conversation_id: str | None,
+        new_messages: list[Message],
+    ) -> tuple[str, str]:
+        """Store the new messages and a running turn; return ``(conversation_id, turn_id)``.
+
+        Raises:
+            ConversationNotFound: ``conversation_id`` is not one of the principal's.
+        """
+        await anyio.lowlevel.checkpoint()
+        now = datetime.now(UTC)
+        title = make_title(new_messages)
+        if conversation_id is None:
+            cid = new_id("conv")
+            conv = _Conversation(
+                ConversationInfo(
+                    id=cid,
+                    user_id=principal.user_id,
+                    tenant=principal.tenant,
+                    assistant=assistant,
+                    title=title,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            self._conversations[cid] = conv
+        else:
+            cid = conversation_id
+            conv = self._owned(cid, principal)
+            conv.info.updated_at = now
+            if not conv.info.title and title:
+                conv.info.title = title
+        tid = new_id("turn")
+        conv.turns[tid] = TurnInfo(
+            id=tid, conversation_id=cid, status="running", model=model, started_at=now
+        )
+        self._turn_owner[tid] = cid
+        conv.messages.extend(StoredMessage(_copy(m), tid, now) for m in new_messages)
+        return cid, tid
+
+    async def finish_turn(
+        self,
+        turn_id: str,
+        *,
+        messages: list[Message],
+        tool_runs: list[ToolRun],
+        usage: Usage,
+        finish_reason: str | None,
+        error: str | None = None,
+    ) -> None:
+        """Store what a running turn produced and mark it done, or failed if ``error``.
+
+        Raises:
+            NotFound: No running turn has this id (unknown, finished, or deleted with its
+                conversation).
+        """
+        await anyio.lowlevel.checkpoint()
+        now = datetime.now(UTC)
+        cid = self._turn_owner.get(turn_id)
+        conv = self._conversations.get(cid) if cid is not None else None
+        turn = conv.turns.get(turn_id) if conv is not None else None
+        if conv is None or turn is None or turn.status != "running":
+            raise NotFound(f"no running turn {turn_id!r}", code="turn_not_found")
+        conv.messages.extend(StoredMessage(_copy(m), turn_id, now) for m in messages)
+        turn.tool_runs = [dataclasses.replace(run) for run in tool_runs]
+        turn.status = "failed" if error is not None else "done"
+        turn.finish_reason = finish_reason
+        turn.error = error
+        turn.usage = Usage(usage.prompt_tokens, usage.completion_tokens)
+        turn.finished_at = now
+        turn.duration_ms = (now - turn.started_at).total_seconds() * 1000
+        conv.info.updated_at = now
+
+    async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
+        """Every message of the principal's conversation, oldest first.
+
+        Raises:
+            ConversationNotFound: The conversation is not one of the principal's.
+        """
+        await anyio.lowlevel.checkpoint()
+        conv = self._owned(conversation_id, principal)
+        return [_copy(s.message) for s in conv.messages]
+
+    async def list_conversations(
+        self, principal: Principal, *, limit: int = 50, offset: int = 0
+    ) -> list[ConversationInfo]:
+        """The principal's conversations, most recently updated first.
+
+        Raises:
+            InvalidRequest: ``limit`` or ``offset`` is negative.
+        """
+        check_page(limit, offset)
+        await anyio.lowlevel.checkpoint()
+        mine = [
+            c.info
+            for c in self._conversations.values()
+            if c.info.tenant == principal.tenant and c.info.user_id == principal.user_id
+        ]
+        # The SQL store's ORDER BY updated_at DESC, id DESC.
+        mine.sort(key=lambda info: (info.updated_at, info.id), reverse=True)
+        return [dataclasses.replace(info) for info in mine[offset : offset + limit]]
+
+    async def get_conversation(
+        self, conversation_id: str, principal: Principal
+    ) -> tuple[ConversationInfo, list[StoredMessage], list[TurnInfo]]:
+        """One conversation with its messages (oldest first) and turns (by start time).
+
+        Raises:
+            ConversationNotFound: The conversation is not one of the principal's.
+        """
+        await anyio.lowlevel.checkpoint()
+        conv = self._owned(conversation_id, principal)
+        stored = [StoredMessage(_copy(s.message), s.turn_id, s.created_at) for s in conv.messages]
+        turns = sorted(conv.turns.values(), key=lambda t: (t.started_at, t.id))
+        return dataclasses.replace(conv.info), stored, [_copy_turn(t) for t in turns]
+
+    async def delete_conversation(self, conversation_id: str, principal: Principal) -> None:
+        """Delete the principal's conversation with its turns, messages and tool runs.
+
+        Raises:
+            ConversationNotFound: The conversation is not one of the principal's.
+        """
+        await anyio.lowlevel.checkpoint()
+        conv = self._owned(conversation_id, principal)
+        for turn_id in conv.turns:
+            del self._turn_owner[turn_id]
+        del self._conversations[conversation_id]
+
+    def _owned(self, conversation_id: str, principal: Principal) -> _Conversation:
+        conv = self._conversations.get(conversation_id)
+        if (
+            conv is None
+            or conv.info.tenant != principal.tenant
+            or conv.info.user_id != principal.user_id
+        ):
+            raise ConversationNotFound(f"conversation {conversation_id!r} not found")
+        return conv
+
+
+def _copy(message: Message) -> Message:
+    return dataclasses.replace(
+        message, tool_calls=[ToolCall(c.id, c.name, c.arguments) for c in message.tool_calls]
+    )
+
+
+def _copy_turn(turn: TurnInfo) -> TurnInfo:
+    return dataclasses.replace(
+        turn,
+        usage=Usage(turn.usage.prompt_tokens, turn.usage.completion_tokens),
+        tool_runs=[dataclasses.replace(run) for run in turn.tool_runs],
+    )

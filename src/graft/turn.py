@@ -1,0 +1,156 @@
+"""``run_turn``: the one path of a chat turn, for every entry point.
+
+HTTP API, CLI, and later voice and evals all call this function; reading it top to bottom
+shows the whole data flow::
+
+    authorize ─▶ load history ─▶ store the new messages ─▶ input middleware
+        ─▶ agent loop (model ⇄ tools) ─▶ output middleware ─▶ events ─▶ store the outcome
+
+Authentication happens at the edge (it depends on the transport) and arrives here as the
+``Principal``. Errors that make the request itself invalid (unknown assistant, forbidden,
+unknown conversation, model not available) raise before the first event, so the HTTP layer
+can answer with a status code. After ``TurnStarted`` failures become an ``ErrorEvent``
+followed by ``TurnDone("error")``, and the turn is stored as failed with its error, also
+when the client goes away mid-stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+
+from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
+from graft.context import Context, Principal
+from graft.errors import InvalidRequest
+from graft.events import ErrorEvent, Event, TurnDone, TurnStarted
+from graft.messages import Message, Usage
+from graft.middleware import apply_input, apply_output
+from graft.policy import authorize_assistant
+from graft.tools.base import ToolDef
+
+if TYPE_CHECKING:
+    from graft.runtime import Graft
+
+__all__ = ["TurnRequest", "run_turn"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class TurnRequest:
+    """What a caller asks of one turn.
+
+    ``messages`` are the new messages when ``conversation_id`` is set, or the whole history
+    for a stateless call. ``client_tools`` are tools the caller runs itself.
+    """
+
+    assistant: str
+    messages: list[Message]
+    conversation_id: str | None = None
+    client_tools: list[ToolDef] = field(default_factory=list)
+    params: ModelParams = field(default_factory=ModelParams)
+    stream: bool = True
+
+
+async def run_turn(
+    graft: Graft, request: TurnRequest, principal: Principal
+) -> AsyncGenerator[Event, None]:
+    """Run one turn for ``principal``, yielding events from ``TurnStarted`` to ``TurnDone``."""
+    assistant = graft.assistant(request.assistant)
+    authorize_assistant(principal, request.assistant, assistant)
+    _check_messages(request, graft.settings.limits.max_messages)
+    model = graft.model_for(assistant)
+    middleware = graft.middleware(assistant.middleware)
+    store = graft.store
+
+    ctx = Context(principal, graft.settings, request.assistant, assistant, request.conversation_id)
+    toolbox = await graft.tools.resolve(ctx)
+    clashes = sorted({t.name for t in request.client_tools}.intersection(toolbox.owners))
+    if clashes:
+        raise InvalidRequest(f"tool {clashes[0]!r} clashes with a server-side tool", param="tools")
+
+    history: list[Message] = []
+    if request.conversation_id is not None:
+        history = await store.load_history(request.conversation_id, principal)
+    ctx.conversation_id, ctx.turn_id = await store.begin_turn(
+        principal,
+        assistant=request.assistant,
+        model=model.id,
+        conversation_id=request.conversation_id,
+        new_messages=request.messages,
+    )
+    turn_id = ctx.turn_id
+    yield TurnStarted(ctx.conversation_id, turn_id)
+
+    run: AgentRun | None = None
+    error: str | None = None
+    finish_reason: str | None = None
+    try:
+        system = Message("system", f"{assistant.system_prompt}\n\n{UNTRUSTED_NOTICE}")
+        messages = await apply_input(middleware, [system, *history, *request.messages], ctx)
+        run = AgentRun(
+            model,
+            messages,
+            toolbox,
+            ctx,
+            graft.settings.limits,
+            client_tools=request.client_tools,
+            params=_params(request, assistant.temperature, assistant.max_tokens),
+            stream=request.stream,
+        )
+        async for event in apply_output(middleware, run.events(), ctx):
+            if isinstance(event, ErrorEvent):
+                error = event.message
+            elif isinstance(event, TurnDone):
+                finish_reason = event.finish_reason
+            yield event
+    except GeneratorExit:
+        error = error or "the client went away before the turn finished"
+        raise
+    except Exception as exc:
+        log.exception("turn %s failed", turn_id)
+        error = f"internal error ({type(exc).__name__})"
+        yield ErrorEvent("internal error while running the turn", code="internal_error")
+        yield TurnDone("error", run.usage if run else Usage())
+        finish_reason = "error"
+    finally:
+        if finish_reason is None and error is None:
+            error = "the turn was cancelled"
+        with anyio.CancelScope(shield=True):
+            await store.finish_turn(
+                turn_id,
+                messages=run.new_messages if run else [],
+                tool_runs=run.tool_runs if run else [],
+                usage=run.usage if run else Usage(),
+                finish_reason=finish_reason,
+                error=error,
+            )
+
+
+def _params(request: TurnRequest, temperature: float | None, max_tokens: int | None) -> ModelParams:
+    params = request.params
+    return ModelParams(
+        temperature=params.temperature if params.temperature is not None else temperature,
+        top_p=params.top_p,
+        max_tokens=params.max_tokens if params.max_tokens is not None else max_tokens,
+        stop=params.stop,
+        seed=params.seed,
+        tool_choice=params.tool_choice,
+    )
+
+
+def _check_messages(request: TurnRequest, max_messages: int) -> None:
+    if not request.messages:
+        raise InvalidRequest("messages must contain at least one message", param="messages")
+    if len(request.messages) > max_messages:
+        raise InvalidRequest(
+            f"too many messages: {len(request.messages)} > {max_messages}", param="messages"
+        )
+    if request.messages[-1].role not in ("user", "tool"):
+        raise InvalidRequest(
+            "the last message must come from the user or answer a tool call", param="messages"
+        )

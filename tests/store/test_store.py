@@ -1,0 +1,692 @@
+"""One behavioural suite for every Store: in memory, a SQLite file, and a real PostgreSQL.
+
+PostgreSQL is expected at ``postgresql://postgres@127.0.0.1:5432/test`` (override with
+``GRAFT_TEST_POSTGRES_URL``). Each test session creates a throwaway database there and drops
+it at the end; each test starts from an empty schema. If the server is down the PostgreSQL
+tests fail (they never skip): start it with
+``pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from graft.context import Principal
+from graft.errors import ConfigError, ConversationNotFound, InvalidRequest, NotFound
+from graft.messages import Message, ToolCall, Usage
+from graft.store import Store, ToolRun, open_store
+from graft.store.memory import MemoryStore
+from graft.store.sql import SQLStore, metadata, t_conversations, t_messages, t_tool_runs, t_turns
+
+# Read at import: the suite's autouse fixture clears GRAFT_* variables before each test.
+POSTGRES_URL = os.environ.get(
+    "GRAFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+ALICE = Principal("alice", tenant="acme")
+BOB = Principal("bob", tenant="acme")
+ALICE_ELSEWHERE = Principal("alice", tenant="globex")
+
+POSTGRES = pytest.param("postgresql", marks=pytest.mark.integration)
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server for this session, dropped at the end."""
+    admin = create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+    )
+    name = f"graft_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}\n"
+            f"Start it with: {START_POSTGRES}",
+            pytrace=False,
+        )
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+
+
+def _url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        # A folder that does not exist yet: the store must create it.
+        return f"sqlite:///{tmp_path / 'data' / 'graft.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture(params=["memory", "sqlite", POSTGRES])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url_for(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=["sqlite", POSTGRES])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url_for(request.param, tmp_path, request)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = open_store(store_url)
+    await opened.start()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def sql_store(sql_url: str) -> AsyncIterator[SQLStore]:
+    opened = SQLStore(sql_url)
+    await opened.start()
+    yield opened
+    await opened.close()
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+async def new_conversation(
+    store: Store, principal: Principal = ALICE, text: str = "hello"
+) -> tuple[str, str]:
+    return await store.begin_turn(
+        principal,
+        assistant="helper",
+        model="fake:echo",
+        conversation_id=None,
+        new_messages=[Message("user", text)],
+    )
+
+
+async def finish(store: Store, turn_id: str, reply: str = "hi there") -> None:
+    await store.finish_turn(
+        turn_id,
+        messages=[Message("assistant", reply)],
+        tool_runs=[],
+        usage=Usage(10, 3),
+        finish_reason="stop",
+    )
+
+
+def count_rows(store: SQLStore, conversation_id: str) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        return {
+            table.name: conn.execute(
+                select(func.count()).where(table.c.conversation_id == conversation_id)
+            ).scalar_one()
+            for table in (t_turns, t_messages, t_tool_runs)
+        } | {
+            "conversations": conn.execute(
+                select(func.count()).where(t_conversations.c.id == conversation_id)
+            ).scalar_one()
+        }
+
+
+def assert_recent_utc(moment: datetime) -> None:
+    assert moment.utcoffset() == timedelta(0)
+    assert abs(datetime.now(UTC) - moment) < timedelta(minutes=1)
+
+
+# --- the behaviour every store shares --------------------------------------------------------
+
+
+async def test_begin_and_finish_round_trip(store: Store) -> None:
+    sent = [Message("system", "Be brief."), Message("user", "What is 2+2?", name="alice")]
+    cid, tid = await store.begin_turn(
+        ALICE, assistant="helper", model="fake:echo", conversation_id=None, new_messages=sent
+    )
+    reply = Message("assistant", "4")
+    await store.finish_turn(
+        tid, messages=[reply], tool_runs=[], usage=Usage(12, 1), finish_reason="stop"
+    )
+
+    assert await store.load_history(cid, ALICE) == [*sent, reply]
+    info, stored, turns = await store.get_conversation(cid, ALICE)
+    assert (info.id, info.user_id, info.tenant, info.assistant) == (cid, "alice", "acme", "helper")
+    assert info.title == "What is 2+2?"
+    assert_recent_utc(info.created_at)
+    assert info.updated_at >= info.created_at
+    assert [s.message for s in stored] == [*sent, reply]
+    assert {s.turn_id for s in stored} == {tid}
+    for s in stored:
+        assert_recent_utc(s.created_at)
+
+    [turn] = turns
+    assert (turn.id, turn.conversation_id, turn.status, turn.model) == (
+        tid,
+        cid,
+        "done",
+        "fake:echo",
+    )
+    assert turn.finish_reason == "stop"
+    assert turn.error is None
+    assert turn.usage == Usage(12, 1)
+    assert turn.tool_runs == []
+    assert_recent_utc(turn.started_at)
+    assert turn.finished_at is not None and turn.finished_at >= turn.started_at
+    assert turn.duration_ms is not None and turn.duration_ms >= 0
+    assert turn.duration_ms == pytest.approx(
+        (turn.finished_at - turn.started_at).total_seconds() * 1000, abs=0.01
+    )
+
+
+async def test_user_message_is_stored_before_the_turn_finishes(store: Store) -> None:
+    cid, tid = await new_conversation(store, text="remember me")
+
+    assert await store.load_history(cid, ALICE) == [Message("user", "remember me")]
+    _, stored, [turn] = await store.get_conversation(cid, ALICE)
+    assert [s.turn_id for s in stored] == [tid]
+    assert turn.status == "running"
+    assert turn.finished_at is None
+    assert turn.duration_ms is None
+    assert turn.usage == Usage()
+
+
+async def test_failed_turn_is_stored_with_its_error(store: Store) -> None:
+    cid, tid = await new_conversation(store)
+    await store.finish_turn(
+        tid,
+        messages=[Message("assistant", "partial ans")],
+        tool_runs=[],
+        usage=Usage(7, 2),
+        finish_reason=None,
+        error="upstream timed out after 60 s",
+    )
+
+    _, _, [turn] = await store.get_conversation(cid, ALICE)
+    assert turn.status == "failed"
+    assert turn.error == "upstream timed out after 60 s"
+    assert turn.finish_reason is None
+    assert turn.usage == Usage(7, 2)
+    assert turn.finished_at is not None
+    assert await store.load_history(cid, ALICE) == [
+        Message("user", "hello"),
+        Message("assistant", "partial ans"),
+    ]
+
+
+async def test_finish_turn_needs_a_running_turn(store: Store) -> None:
+    _, tid = await new_conversation(store)
+    await finish(store, tid)
+    with pytest.raises(NotFound) as twice:
+        await finish(store, tid)
+    assert twice.value.code == "turn_not_found"
+    with pytest.raises(NotFound):
+        await finish(store, "turn_doesnotexist")
+
+
+async def test_tool_calls_and_tool_runs_round_trip(store: Store) -> None:
+    cid, tid = await new_conversation(store, text="weather in Paris and 6*7?")
+    produced = [
+        Message(
+            "assistant",
+            None,
+            tool_calls=[
+                ToolCall("call_1", "weather", '{"city": "Paris"}'),
+                ToolCall("call_2", "calculator", '{"expression": "6*7"}'),
+            ],
+        ),
+        Message("tool", '{"temp_c": 18}', tool_call_id="call_1", name="weather"),
+        Message("tool", "42", tool_call_id="call_2", name="calculator"),
+        Message("assistant", "18 °C in Paris, and 6*7 = 42."),
+    ]
+    runs = [
+        ToolRun("call_1", "weather", '{"city": "Paris"}', '{"temp_c": 18}', False, 120.5),
+        ToolRun("call_2", "calculator", '{"expression": "6*7"}', "42", False, 0.25),
+        ToolRun("call_3", "search", "{}", "ToolTimeout: gave up", True, 5000.0),
+    ]
+    await store.finish_turn(
+        tid, messages=produced, tool_runs=runs, usage=Usage(300, 40), finish_reason="stop"
+    )
+
+    history = await store.load_history(cid, ALICE)
+    assert history == [Message("user", "weather in Paris and 6*7?"), *produced]
+    assert all(isinstance(c, ToolCall) for c in history[1].tool_calls)
+    assert history[1].content is None
+    _, _, [turn] = await store.get_conversation(cid, ALICE)
+    assert turn.tool_runs == runs
+
+
+async def test_continuing_a_conversation_appends_in_order(store: Store) -> None:
+    cid, first = await new_conversation(store, text="one")
+    await finish(store, first, "reply one")
+    same, second = await store.begin_turn(
+        ALICE,
+        assistant="helper",
+        model="fake:other",
+        conversation_id=cid,
+        new_messages=[Message("user", "two")],
+    )
+    await finish(store, second, "reply two")
+
+    assert same == cid
+    assert second != first
+    history = await store.load_history(cid, ALICE)
+    assert [m.content for m in history] == ["one", "reply one", "two", "reply two"]
+    info, stored, turns = await store.get_conversation(cid, ALICE)
+    assert info.title == "one"
+    assert [s.turn_id for s in stored] == [first, first, second, second]
+    assert [(t.id, t.model) for t in turns] == [(first, "fake:echo"), (second, "fake:other")]
+    assert info.updated_at >= turns[1].started_at
+
+
+async def test_titles(store: Store) -> None:
+    cid, _ = await new_conversation(store, text="  plan\n\n my   trip \t")
+    assert (await store.get_conversation(cid, ALICE))[0].title == "plan my trip"
+
+    long = "word " * 60
+    cid, _ = await new_conversation(store, text=long)
+    title = (await store.get_conversation(cid, ALICE))[0].title
+    assert len(title) <= 80
+    assert title.endswith("…")
+    assert " ".join(long.split()).startswith(title[:-1])
+
+    # No user text yet: untitled until the first user message arrives.
+    cid, _ = await store.begin_turn(
+        ALICE,
+        assistant="helper",
+        model="fake:echo",
+        conversation_id=None,
+        new_messages=[Message("system", "You are terse.")],
+    )
+    assert (await store.get_conversation(cid, ALICE))[0].title == ""
+    await store.begin_turn(
+        ALICE,
+        assistant="helper",
+        model="fake:echo",
+        conversation_id=cid,
+        new_messages=[Message("user", "now a question")],
+    )
+    assert (await store.get_conversation(cid, ALICE))[0].title == "now a question"
+
+
+@pytest.mark.parametrize("stranger", [BOB, ALICE_ELSEWHERE], ids=["other-user", "other-tenant"])
+async def test_conversations_are_invisible_to_other_principals(
+    store: Store, stranger: Principal
+) -> None:
+    cid, tid = await new_conversation(store, text="secret plans")
+    await finish(store, tid)
+
+    with pytest.raises(ConversationNotFound) as hidden:
+        await store.load_history(cid, stranger)
+    with pytest.raises(ConversationNotFound) as absent:
+        await store.load_history("conv_000000000000000000000000", stranger)
+    # The same answer as for an id that never existed: existence does not leak.
+    assert type(hidden.value) is type(absent.value)
+    assert hidden.value.code == absent.value.code == "conversation_not_found"
+    assert hidden.value.status == 404
+
+    with pytest.raises(ConversationNotFound):
+        await store.get_conversation(cid, stranger)
+    with pytest.raises(ConversationNotFound):
+        await store.delete_conversation(cid, stranger)
+    with pytest.raises(ConversationNotFound):
+        await store.begin_turn(
+            stranger,
+            assistant="helper",
+            model="fake:echo",
+            conversation_id=cid,
+            new_messages=[Message("user", "let me in")],
+        )
+    assert await store.list_conversations(stranger) == []
+
+    # Nothing the stranger did reached the owner's conversation.
+    assert [m.content for m in await store.load_history(cid, ALICE)] == [
+        "secret plans",
+        "hi there",
+    ]
+    _, _, turns = await store.get_conversation(cid, ALICE)
+    assert [t.id for t in turns] == [tid]
+
+
+async def test_unknown_conversation_is_not_found(store: Store) -> None:
+    with pytest.raises(ConversationNotFound):
+        await store.begin_turn(
+            ALICE,
+            assistant="helper",
+            model="fake:echo",
+            conversation_id="conv_nope",
+            new_messages=[Message("user", "hi")],
+        )
+    with pytest.raises(ConversationNotFound):
+        await store.get_conversation("conv_nope", ALICE)
+    with pytest.raises(ConversationNotFound):
+        await store.delete_conversation("conv_nope", ALICE)
+    assert await store.list_conversations(ALICE) == []
+
+
+async def test_list_is_most_recent_first_and_pages(store: Store) -> None:
+    ids = [(await new_conversation(store, text=f"topic {i}"))[0] for i in range(5)]
+    await new_conversation(store, BOB, "not alice's")
+    await new_conversation(store, ALICE_ELSEWHERE, "not this tenant's")
+    # Activity on an old conversation moves it to the top.
+    await store.begin_turn(
+        ALICE,
+        assistant="helper",
+        model="fake:echo",
+        conversation_id=ids[1],
+        new_messages=[Message("user", "back to topic 1")],
+    )
+    expected = [ids[1], ids[4], ids[3], ids[2], ids[0]]
+
+    listed = await store.list_conversations(ALICE)
+    assert [c.id for c in listed] == expected
+    assert [c.title for c in listed] == ["topic 1", "topic 4", "topic 3", "topic 2", "topic 0"]
+    assert all(c.user_id == "alice" and c.tenant == "acme" for c in listed)
+    assert [c.updated_at for c in listed] == sorted((c.updated_at for c in listed), reverse=True)
+
+    pages = [await store.list_conversations(ALICE, limit=2, offset=o) for o in (0, 2, 4)]
+    assert [len(p) for p in pages] == [2, 2, 1]
+    assert [c.id for page in pages for c in page] == expected
+    assert await store.list_conversations(ALICE, limit=2, offset=5) == []
+    assert await store.list_conversations(ALICE, limit=0) == []
+    with pytest.raises(InvalidRequest):
+        await store.list_conversations(ALICE, limit=-1)
+    with pytest.raises(InvalidRequest):
+        await store.list_conversations(ALICE, offset=-1)
+
+
+async def test_finishing_a_turn_bumps_the_conversation(store: Store) -> None:
+    older, running = await new_conversation(store, text="older")
+    newer, _ = await new_conversation(store, text="newer")
+    assert [c.id for c in await store.list_conversations(ALICE)] == [newer, older]
+    await finish(store, running)
+    assert [c.id for c in await store.list_conversations(ALICE)] == [older, newer]
+
+
+async def test_delete_removes_everything_of_the_conversation(store: Store) -> None:
+    cid, tid = await new_conversation(store, text="to be deleted")
+    await store.finish_turn(
+        tid,
+        messages=[
+            Message("assistant", None, tool_calls=[ToolCall("call_1", "clock", "{}")]),
+            Message("tool", "12:00", tool_call_id="call_1", name="clock"),
+        ],
+        tool_runs=[ToolRun("call_1", "clock", "{}", "12:00", False, 1.0)],
+        usage=Usage(1, 1),
+        finish_reason="tool_calls",
+    )
+    _, running = await store.begin_turn(
+        ALICE,
+        assistant="helper",
+        model="fake:echo",
+        conversation_id=cid,
+        new_messages=[Message("user", "and now?")],
+    )
+    kept, kept_turn = await new_conversation(store, text="keep me")
+    await finish(store, kept_turn)
+    if isinstance(store, SQLStore):
+        assert count_rows(store, cid) == {
+            "conversations": 1,
+            "turns": 2,
+            "messages": 4,
+            "tool_runs": 1,
+        }
+
+    await store.delete_conversation(cid, ALICE)
+
+    with pytest.raises(ConversationNotFound):
+        await store.get_conversation(cid, ALICE)
+    with pytest.raises(ConversationNotFound):
+        await store.load_history(cid, ALICE)
+    with pytest.raises(ConversationNotFound):
+        await store.delete_conversation(cid, ALICE)
+    with pytest.raises(NotFound):
+        await finish(store, running)  # its turn went with it
+    assert [c.id for c in await store.list_conversations(ALICE)] == [kept]
+    assert len(await store.load_history(kept, ALICE)) == 2
+    if isinstance(store, SQLStore):
+        assert count_rows(store, cid) == {
+            "conversations": 0,
+            "turns": 0,
+            "messages": 0,
+            "tool_runs": 0,
+        }
+        assert count_rows(store, kept) == {
+            "conversations": 1,
+            "turns": 1,
+            "messages": 2,
+            "tool_runs": 0,
+        }
+
+
+async def test_start_twice_keeps_the_data(store: Store) -> None:
+    cid, tid = await new_conversation(store)
+    await finish(store, tid)
+    await store.start()
+    await store.start()
+    assert len(await store.load_history(cid, ALICE)) == 2
+
+
+async def test_chinese_and_other_unicode_round_trip(store: Store) -> None:
+    user = Principal("用户甲", tenant="租户一")
+    question = "你好！请帮我把这段话翻译成英文，并解释一下其中的成语“画蛇添足”是什么意思。" * 3
+    cid, tid = await new_conversation(store, user, question)
+    produced = [
+        Message(
+            "assistant",
+            "",
+            tool_calls=[ToolCall("call_翻译", "translate", '{"text": "画蛇添足", "to": "en"}')],
+        ),
+        Message("tool", '{"译文": "to draw legs on a snake"}', tool_call_id="call_翻译"),
+        Message("assistant", "“画蛇添足”意思是多此一举 🐍🦵 — déjà vu, naïve, Ωmega."),
+    ]
+    run = ToolRun("call_翻译", "translate", '{"text": "画蛇添足"}', "to draw legs 🐍", False, 3.5)
+    await store.finish_turn(
+        tid, messages=produced, tool_runs=[run], usage=Usage(50, 20), finish_reason="stop"
+    )
+
+    assert await store.load_history(cid, user) == [Message("user", question), *produced]
+    info, _, [turn] = await store.get_conversation(cid, user)
+    assert (info.user_id, info.tenant) == ("用户甲", "租户一")
+    assert len(info.title) == 80
+    assert info.title == question[:79] + "…"
+    assert turn.tool_runs == [run]
+    [listed] = await store.list_conversations(user)
+    assert listed.title == info.title
+
+
+async def test_concurrent_turns_are_all_stored(store: Store) -> None:
+    shared, _ = await new_conversation(store, text="shared")
+    created: list[str] = []
+
+    async def own_conversation(i: int) -> None:
+        cid, tid = await new_conversation(store, text=f"parallel {i}")
+        await finish(store, tid, f"reply {i}")
+        created.append(cid)
+
+    async def shared_turn(i: int) -> None:
+        _, tid = await store.begin_turn(
+            ALICE,
+            assistant="helper",
+            model="fake:echo",
+            conversation_id=shared,
+            new_messages=[Message("user", f"more {i}")],
+        )
+        await finish(store, tid, f"answer {i}")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(own_conversation, i)
+            tg.start_soon(shared_turn, i)
+
+    assert len(await store.list_conversations(ALICE, limit=100)) == 13
+    for cid in created:
+        assert len(await store.load_history(cid, ALICE)) == 2
+    _, stored, turns = await store.get_conversation(shared, ALICE)
+    assert len(stored) == 1 + 2 * 12
+    assert len(turns) == 13
+    assert all(t.status == "done" for t in turns[1:])
+    # Each turn's user message comes before its reply.
+    order = [s.message.content for s in stored]
+    for i in range(12):
+        assert order.index(f"more {i}") < order.index(f"answer {i}")
+
+
+async def test_deleting_while_turns_finish_never_deadlocks(store: Store) -> None:
+    # A user may delete a conversation while its turn is still being stored. Either may go
+    # first; neither may fail with anything but "that turn is gone".
+    finished = gone = 0
+
+    async def finish_or_gone(turn_id: str) -> None:
+        nonlocal finished, gone
+        try:
+            await finish(store, turn_id)
+            finished += 1
+        except NotFound:
+            gone += 1
+
+    for _ in range(4):
+        pairs = [await new_conversation(store) for _ in range(15)]
+        async with anyio.create_task_group() as tg:
+            for cid, tid in pairs:
+                tg.start_soon(finish_or_gone, tid)
+                tg.start_soon(store.delete_conversation, cid, ALICE)
+    assert finished + gone == 60
+    assert await store.list_conversations(ALICE) == []
+
+
+async def test_returned_objects_are_copies(store: Store) -> None:
+    sent = Message("user", "original", tool_calls=[])
+    cid, _ = await store.begin_turn(
+        ALICE, assistant="helper", model="fake:echo", conversation_id=None, new_messages=[sent]
+    )
+    sent.content = "changed by the caller"
+    history = await store.load_history(cid, ALICE)
+    history[0].content = "changed again"
+    assert await store.load_history(cid, ALICE) == [Message("user", "original")]
+
+
+# --- the SQL store only ---------------------------------------------------------------------
+
+
+async def test_migrations_match_the_tables_and_reopen_cleanly(sql_url: str) -> None:
+    first = SQLStore(sql_url)
+    await first.start()
+    cid, tid = await new_conversation(first)
+    await finish(first, tid)
+    await first.close()
+
+    again = SQLStore(sql_url)
+    await again.start()
+    await again.start()
+    try:
+        assert len(await again.load_history(cid, ALICE)) == 2
+        config = Config()
+        config.set_main_option("script_location", "graft.store:migrations")
+        head = ScriptDirectory.from_config(config).get_current_head()
+        with again.engine.connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+            assert [v for (v,) in versions] == [head]
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+            )
+        assert diff == []
+    finally:
+        await again.close()
+
+
+async def test_database_work_runs_off_the_event_loop_thread(sql_store: SQLStore) -> None:
+    threads: set[int] = set()
+
+    def record(conn: Connection) -> None:
+        threads.add(threading.get_ident())
+
+    event.listen(sql_store.engine, "begin", record)
+    cid, tid = await new_conversation(sql_store)
+    await finish(sql_store, tid)
+    await sql_store.load_history(cid, ALICE)
+    assert threads
+    assert threading.get_ident() not in threads
+
+
+async def test_sqlite_file_is_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "folder" / "graft.db"
+    store = SQLStore(f"sqlite:///{path}")
+    await store.start()
+    try:
+        await new_conversation(store)
+        assert path.exists()
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+        # WAL is a property of the file: a plain sqlite3 connection sees it too.
+        import sqlite3
+
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        raw.close()
+    finally:
+        await store.close()
+
+
+async def test_in_memory_sqlite_url_works() -> None:
+    store = SQLStore("sqlite://")
+    await store.start()
+    try:
+        cid, tid = await new_conversation(store)
+        await finish(store, tid)
+        assert len(await store.load_history(cid, ALICE)) == 2
+    finally:
+        await store.close()
+
+
+def test_postgres_urls_use_psycopg() -> None:
+    for url in ("postgresql://u@db.example/graft", "postgres://u@db.example/graft"):
+        assert SQLStore(url).engine.url.drivername == "postgresql+psycopg"
+
+
+def test_postgres_without_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # makes `import psycopg` fail
+    with pytest.raises(ConfigError, match=r'pip install "graft\[postgres\]"'):
+        SQLStore("postgresql://u@db.example/graft")
+
+
+def test_open_store_picks_the_implementation(tmp_path: Path) -> None:
+    assert isinstance(open_store("memory://"), MemoryStore)
+    sql = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    assert isinstance(sql, SQLStore)
+    assert isinstance(sql, Store) and isinstance(MemoryStore(), Store)
