@@ -8,6 +8,7 @@ a traceback at a user.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import secrets
 import sys
@@ -267,7 +268,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         raise click.ClickException(exc.message) from None
     infos = graft.plugin_infos()
     if as_json:
-        click.echo(json.dumps([info.__dict__ for info in infos], indent=2))
+        click.echo(json.dumps([dataclasses.asdict(info) for info in infos], indent=2))
         return
     for info in infos:
         package = f"{info.package} {info.version}" if info.package else "(registered in code)"

@@ -53,6 +53,9 @@ class ProviderSettings(_Strict):
         default=None, description="Name of the environment variable that holds the API key."
     )
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    api_key_required: bool = Field(
+        default=True, description="Refuse to call without a key when `api_key_env` is set."
+    )
     timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for any byte.")
     connect_timeout: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries before the first byte.")
@@ -67,7 +70,10 @@ PROVIDER_PRESETS: dict[str, ProviderSettings] = {
         base_url="https://dashscope.aliyuncs.com/compatible-mode/v1",
         api_key_env="DASHSCOPE_API_KEY",
     ),
-    "vllm": ProviderSettings(base_url="http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY"),
+    # vLLM serves without a key unless started with --api-key; send one when it is set.
+    "vllm": ProviderSettings(
+        base_url="http://127.0.0.1:8000/v1", api_key_env="VLLM_API_KEY", api_key_required=False
+    ),
     "ollama": ProviderSettings(base_url="http://127.0.0.1:11434/v1"),
 }
 
@@ -198,7 +204,10 @@ class Settings(BaseSettings):
             return override
         if override is None:
             return preset
-        return preset.model_copy(update=override.model_dump(exclude_unset=True))
+        update = override.model_dump(exclude_unset=True)
+        if override.api_key is not None:  # excluded from dumps, so carried over by hand
+            update["api_key"] = override.api_key
+        return preset.model_copy(update=update)
 
     def plugin_config(self, plugin: str) -> dict[str, Any]:
         """Settings of one plugin (``[plugins.NAME]`` in the TOML file)."""

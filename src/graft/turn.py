@@ -25,7 +25,7 @@ import anyio
 
 from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
 from graft.context import Context, Principal
-from graft.errors import InvalidRequest
+from graft.errors import InvalidRequest, NotFound
 from graft.events import ErrorEvent, Event, TurnDone, TurnStarted
 from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output
@@ -121,14 +121,18 @@ async def run_turn(
         if finish_reason is None and error is None:
             error = "the turn was cancelled"
         with anyio.CancelScope(shield=True):
-            await store.finish_turn(
-                turn_id,
-                messages=run.new_messages if run else [],
-                tool_runs=run.tool_runs if run else [],
-                usage=run.usage if run else Usage(),
-                finish_reason=finish_reason,
-                error=error,
-            )
+            try:
+                await store.finish_turn(
+                    turn_id,
+                    messages=run.new_messages if run else [],
+                    tool_runs=run.tool_runs if run else [],
+                    usage=run.usage if run else Usage(),
+                    finish_reason=finish_reason,
+                    error=error,
+                )
+            except NotFound:
+                # The conversation was deleted while the turn ran: nothing left to update.
+                log.info("turn %s finished after its conversation was deleted", turn_id)
 
 
 def _params(request: TurnRequest, temperature: float | None, max_tokens: int | None) -> ModelParams:

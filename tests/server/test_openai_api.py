@@ -189,11 +189,11 @@ USER = [{"role": "user", "content": "x"}]
         ({"model": "default", "messages": USER, "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
     ],
 )
-def test_bad_requests_get_openai_errors(serve, body: bytes, status: int, fragment: str) -> None:
+def test_bad_requests_get_openai_errors(serve, body: object, status: int, fragment: str) -> None:
     server, _ = serve(FakeModel("never used"))
     response = httpx.post(
         f"{server.url}/v1/chat/completions",
-        content=body,
+        content=body if isinstance(body, bytes) else json.dumps(body).encode(),
         headers={"content-type": "application/json"},
     )
     assert response.status_code == status, response.text

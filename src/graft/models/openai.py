@@ -1,0 +1,511 @@
+"""The provider for any OpenAI-compatible chat endpoint, behind the ``Model`` protocol.
+
+OpenAI, DeepSeek, Qwen through DashScope's compatible mode, vLLM, Ollama: anything that answers
+``POST {base_url}/chat/completions``.
+
+It speaks HTTP through one pooled ``httpx.AsyncClient`` per model rather than the openai SDK,
+because this is graft's hot path: a streamed answer passes through here chunk by chunk, so the
+stream is parsed lean (bytes split into lines, one ``json.loads`` per event, one object per
+piece of text) and connections are kept alive between calls.
+
+Failures are retried, with exponential backoff and jitter (or the upstream's ``Retry-After``),
+only until a successful response starts: connection errors, timeouts and 408/409/429/5xx
+answers. Once the body has started nothing is retried, so the caller never sees text twice;
+a broken stream raises ``ModelError`` and a silent one ``ModelTimeout``. Error messages name
+the provider and the upstream status and text, and never the API key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import anyio
+import httpx
+
+from graft.config import ProviderSettings, split_model_id
+from graft.errors import ModelError, ModelTimeout, ModelUnavailable
+from graft.messages import ToolCall, Usage, new_id
+from graft.models.base import (
+    FinishChunk,
+    ModelChunk,
+    ModelRequest,
+    TextChunk,
+    ToolCallChunk,
+    UsageChunk,
+)
+
+__all__ = ["OpenAIModel"]
+
+logger = logging.getLogger(__name__)
+
+_Reason = Literal["stop", "length", "tool_calls"]
+_REASONS: Final[dict[str, _Reason]] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "stop",
+}
+_RETRY_STATUSES: Final = frozenset({408, 409, 429})
+_POOL_LIMITS: Final = httpx.Limits(
+    max_connections=256, max_keepalive_connections=128, keepalive_expiry=60.0
+)
+_STREAM_HEADERS: Final = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+_MAX_EVENT_BYTES: Final = 4 * 1024 * 1024
+_MAX_ERROR_CHARS: Final = 300
+_SHAPE_ERRORS: Final = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+"""What reading an upstream JSON object of the wrong shape raises."""
+_DRAIN_SECONDS: Final = 1.0
+"""After ``[DONE]``, how long to wait for the body's end so the connection can be reused."""
+
+
+class OpenAIModel:
+    """A chat model behind an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    ``model_id`` is the full ``provider:name`` id; ``name`` is what the upstream is asked
+    for. The HTTP client is created on first use and closed by ``aclose()``; an instance
+    belongs to the event loop that first used it. ``retry_base_delay`` is the first backoff
+    (doubled per retry, with jitter); ``retry_max_delay`` caps both the backoff and the
+    upstream's ``Retry-After``. ``transport`` replaces the network, for tests and benchmarks.
+    """
+
+    def __init__(
+        self,
+        model_id: str,
+        provider: ProviderSettings,
+        *,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 20.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.id = model_id
+        self.upstream, self.name = split_model_id(model_id)
+        self.provider = provider
+        self._retry_base_delay = retry_base_delay
+        self._retry_max_delay = retry_max_delay
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._key = provider.api_key.get_secret_value() if provider.api_key else ""
+        base_url = (provider.base_url or "").rstrip("/")
+        self._url = f"{base_url}/chat/completions"
+        self._unavailable = _config_problem(self.upstream, provider, base_url, self._key)
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        """Run one call, yielding chunks as they arrive (see the module docstring)."""
+        return self._stream_events(request) if request.stream else self._complete(request)
+
+    async def aclose(self) -> None:
+        """Close the connection pool; a later call opens a new one."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _stream_events(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        response = await self._open(self._body(request, stream=True), stream=True)
+        parser = _ResponseParser(self.upstream)
+        try:
+            with self._transport_errors():
+                async with aclosing(_sse_data(response.aiter_bytes())) as events:
+                    async for data in events:
+                        text = parser.feed_event(data)
+                        if text:
+                            yield TextChunk(text)
+                        if parser.reason is not None and parser.calls:
+                            for call in parser.take_calls():
+                                yield ToolCallChunk(call)
+                        if parser.done:
+                            await _drain(events)
+                            break
+            if not parser.done and parser.reason is None:
+                raise ModelError(
+                    f"upstream {self.upstream!r} stream ended early, without a finish reason"
+                )
+            for chunk in parser.final_chunks():
+                yield chunk
+        finally:
+            await response.aclose()
+
+    async def _complete(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        response = await self._open(self._body(request, stream=False), stream=False)
+        try:
+            with self._transport_errors():
+                raw = await response.aread()
+        finally:
+            await response.aclose()
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise ModelError(f"upstream {self.upstream!r} answered invalid JSON: {exc}") from None
+        parser = _ResponseParser(self.upstream)
+        text = parser.feed_whole(data)
+        if text:
+            yield TextChunk(text)
+        for chunk in parser.final_chunks():
+            yield chunk
+
+    def _body(self, request: ModelRequest, *, stream: bool) -> bytes:
+        body: dict[str, Any] = {
+            "model": self.name,
+            "messages": [message.to_openai() for message in request.messages],
+        }
+        if request.tools:
+            body["tools"] = [tool.to_openai() for tool in request.tools]
+            choice = request.tool_choice
+            body["tool_choice"] = (
+                choice
+                if choice in ("auto", "none", "required")
+                else {"type": "function", "function": {"name": choice}}
+            )
+        for key, value in (
+            ("temperature", request.temperature),
+            ("top_p", request.top_p),
+            ("max_tokens", request.max_tokens),
+            ("stop", request.stop or None),
+            ("seed", request.seed),
+        ):
+            if value is not None:
+                body[key] = value
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async def _open(self, body: bytes, *, stream: bool) -> httpx.Response:
+        """Send the request until a 2xx response starts, retrying what is worth retrying."""
+        if self._unavailable is not None:
+            raise ModelUnavailable(self._unavailable)
+        client = self._client or self._new_client()
+        request = client.build_request(
+            "POST", self._url, content=body, headers=_STREAM_HEADERS if stream else None
+        )
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            cause: Exception | None = None
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                error: ModelError = ModelTimeout(self._timeout_text(exc))
+                cause = exc
+            except httpx.TransportError as exc:
+                error = ModelError(f"request to upstream {self.upstream!r} failed: {exc!r}")
+                cause = exc
+            else:
+                if response.is_success:
+                    return response
+                error = await self._status_error(response)
+                if response.status_code < 500 and response.status_code not in _RETRY_STATUSES:
+                    raise error
+                retry_after = _retry_after(response.headers)
+            if attempt >= self.provider.max_retries:
+                raise error from cause
+            attempt += 1
+            delay = self._delay(attempt, retry_after)
+            logger.warning(
+                "%s; retry %d of %d in %.2f s",
+                error.message,
+                attempt,
+                self.provider.max_retries,
+                delay,
+            )
+            await anyio.sleep(delay)
+
+    def _new_client(self) -> httpx.AsyncClient:
+        provider = self.provider
+        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(provider.timeout, connect=provider.connect_timeout),
+            limits=_POOL_LIMITS,
+            transport=self._transport,
+        )
+        return self._client
+
+    async def _status_error(self, response: httpx.Response) -> ModelError:
+        """Read an error response's text (the OpenAI error shape when present) and close it."""
+        try:
+            raw = await response.aread()
+        except httpx.HTTPError:
+            raw = b""
+        finally:
+            await response.aclose()
+        message = f"upstream {self.upstream!r} answered {response.status_code}"
+        text = self._redact(_error_text(raw))
+        return ModelError(f"{message}: {text}" if text else message)
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._retry_max_delay)
+        ceiling = min(self._retry_max_delay, self._retry_base_delay * 2.0 ** (attempt - 1))
+        return ceiling * (0.5 + random.random() / 2)
+
+    @contextmanager
+    def _transport_errors(self) -> Iterator[None]:
+        """Turn httpx failures after the response started into graft errors (no retry)."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise ModelTimeout(self._timeout_text(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise ModelError(f"upstream {self.upstream!r} broke off the answer: {exc!r}") from exc
+
+    def _timeout_text(self, exc: httpx.TimeoutException) -> str:
+        seconds = self.provider.timeout
+        if isinstance(exc, httpx.ConnectTimeout):
+            what, seconds = "could not connect", self.provider.connect_timeout
+        elif isinstance(exc, httpx.PoolTimeout):
+            what = f"no free connection (of {_POOL_LIMITS.max_connections}) to"
+        else:
+            return f"upstream {self.upstream!r} sent nothing for {seconds:g} s"
+        return f"{what} upstream {self.upstream!r} within {seconds:g} s"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+
+def _config_problem(name: str, provider: ProviderSettings, base_url: str, key: str) -> str | None:
+    """Why this provider cannot be called, or None; checked once, raised on each call."""
+    env_name = f"GRAFT_PROVIDERS__{name.upper()}__BASE_URL"
+    if not base_url:
+        return f"provider {name!r} has no base_url; set providers.{name}.base_url or {env_name}"
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        url = httpx.URL()
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"provider {name!r} base_url {base_url!r} is not an http:// or https:// URL"
+    if provider.api_key_env and provider.api_key_required and not key:
+        return (
+            f"provider {name!r} needs an API key: set the environment variable "
+            f"{provider.api_key_env}"
+        )
+    return None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds the upstream asks us to wait (``retry-after-ms`` or ``Retry-After``), if any."""
+    millis = headers.get("retry-after-ms")
+    value = headers.get("retry-after")
+    try:
+        if millis is not None:
+            return max(0.0, float(millis) / 1000)
+        if value is not None:
+            return max(0.0, float(value))
+    except ValueError:
+        pass
+    if value is None:
+        return None
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _error_text(raw: bytes | dict[str, Any]) -> str:
+    """The message of an error body: OpenAI's ``{"error": {"message"}}`` and kin, or its text."""
+    data: Any = raw
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", "replace")
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+    else:
+        text = json.dumps(raw, ensure_ascii=False)
+    if isinstance(data, dict):
+        found = data.get("error", data)
+        if isinstance(found, dict):
+            found = found.get("message") or found.get("detail") or found.get("msg")
+        if isinstance(found, str) and found:
+            text = found
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+async def _sse_data(blocks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """Yield the data of each server-sent event in a byte stream.
+
+    Lines end in LF or CRLF; ``data:`` lines of one event are joined with newlines and the
+    event ends at a blank line (or at the end of the stream); comments (``:``) and the other
+    fields (``event:``, ``id:``, ``retry:``) are skipped.
+    """
+    buffer = b""
+    data: bytes | None = None
+    async for block in blocks:
+        lines = (buffer + block if buffer else block).split(b"\n")
+        buffer = lines.pop()
+        if len(buffer) > _MAX_EVENT_BYTES:
+            raise ModelError(f"a stream line is over {_MAX_EVENT_BYTES} bytes")
+        for line in lines:
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            if not line:
+                if data is not None:
+                    yield data
+                    data = None
+            elif line[:5] == b"data:":
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data = value if data is None else data + b"\n" + value
+    tail = buffer.rstrip(b"\r")
+    if tail[:5] == b"data:":
+        value = tail[5:].removeprefix(b" ")
+        data = value if data is None else data + b"\n" + value
+    if data is not None:
+        yield data
+
+
+async def _drain(events: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (the body's end) so the connection goes back to the pool."""
+    with anyio.move_on_after(_DRAIN_SECONDS):
+        try:
+            async for _ in events:
+                pass
+        except (httpx.HTTPError, ModelError):
+            pass
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class _ResponseParser:
+    """Collects one answer: tool-call fragments by index, the usage and the finish reason."""
+
+    __slots__ = ("calls", "done", "emitted_calls", "reason", "upstream", "usage")
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.calls: dict[int, _PendingCall] = {}
+        self.emitted_calls = 0
+        self.usage: Usage | None = None
+        self.reason: str | None = None
+        self.done = False
+
+    def feed_event(self, data: bytes) -> str | None:
+        """Take one stream event; return its text, if any."""
+        if data == b"[DONE]":
+            self.done = True
+            return None
+        try:
+            event = json.loads(data)
+        except ValueError as exc:
+            raise ModelError(
+                f"upstream {self.upstream!r} sent a malformed stream event: {exc}"
+            ) from None
+        try:
+            return self._take_event(event)
+        except _SHAPE_ERRORS as exc:
+            raise ModelError(
+                f"upstream {self.upstream!r} sent a stream event of unexpected shape: {exc!r}"
+            ) from None
+
+    def feed_whole(self, data: Any) -> str | None:
+        """Take a non-streamed response body; return its text, if any."""
+        self.done = True
+        try:
+            return self._take_whole(data)
+        except _SHAPE_ERRORS as exc:
+            raise ModelError(
+                f"upstream {self.upstream!r} answered with an unexpected shape: {exc!r}"
+            ) from None
+
+    def _take_event(self, event: Any) -> str | None:
+        if event.get("error"):
+            raise ModelError(f"upstream {self.upstream!r} failed mid-answer: {_error_text(event)}")
+        if usage := event.get("usage"):
+            self._take_usage(usage)
+        choices = event.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]
+        if reason := choice.get("finish_reason"):
+            self.reason = reason
+        delta = choice.get("delta")
+        if not delta:
+            return None
+        if fragments := delta.get("tool_calls"):
+            self._add_fragments(fragments)
+        content = delta.get("content")
+        return content if isinstance(content, str) else None
+
+    def _take_whole(self, data: Any) -> str | None:
+        choice = data["choices"][0]
+        message = choice["message"]
+        if usage := data.get("usage"):
+            self._take_usage(usage)
+        self.reason = choice.get("finish_reason") or "stop"
+        calls = message.get("tool_calls") or []
+        self._add_fragments([{**call, "index": i} for i, call in enumerate(calls)])
+        content = message.get("content")
+        return content if isinstance(content, str) else None
+
+    def _take_usage(self, usage: Any) -> None:
+        self.usage = Usage(
+            int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        )
+
+    def _add_fragments(self, fragments: list[dict[str, Any]]) -> None:
+        for fragment in fragments:
+            index = self._index(fragment)
+            pending = self.calls.get(index)
+            if pending is None:
+                pending = self.calls[index] = _PendingCall()
+            if not pending.id and (call_id := fragment.get("id")):
+                pending.id = call_id
+            function = fragment.get("function") or {}
+            if not pending.name and (name := function.get("name")):
+                pending.name = name
+            arguments = function.get("arguments")
+            if isinstance(arguments, str):
+                pending.arguments.append(arguments)
+            elif arguments is not None:
+                pending.arguments.append(json.dumps(arguments, ensure_ascii=False))
+
+    def _index(self, fragment: dict[str, Any]) -> int:
+        index = fragment.get("index")
+        if isinstance(index, int):
+            return index
+        # No index (a few servers): a new id starts a call, anything else continues the last.
+        call_id = fragment.get("id")
+        for known, pending in self.calls.items():
+            if call_id and pending.id == call_id:
+                return known
+        last = max(self.calls, default=-1)
+        return last + 1 if call_id or last < 0 else last
+
+    def take_calls(self) -> list[ToolCall]:
+        """Return the assembled tool calls in index order and forget them."""
+        calls = [
+            ToolCall(
+                id=pending.id or new_id("call"),
+                name=pending.name,
+                arguments="".join(pending.arguments) or "{}",
+            )
+            for _, pending in sorted(self.calls.items())
+        ]
+        self.calls.clear()
+        self.emitted_calls += len(calls)
+        return calls
+
+    def final_chunks(self) -> list[ModelChunk]:
+        """The tool calls not yet taken, the usage and the finish, in that order."""
+        chunks: list[ModelChunk] = [ToolCallChunk(call) for call in self.take_calls()]
+        if self.usage is not None:
+            chunks.append(UsageChunk(self.usage))
+        reason = _REASONS.get(self.reason or "stop", "stop")
+        # Some servers (older Ollama, vLLM parsers) say "stop" after calling tools.
+        if reason == "stop" and self.emitted_calls:
+            reason = "tool_calls"
+        chunks.append(FinishChunk(reason))
+        return chunks
