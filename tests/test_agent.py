@@ -57,7 +57,16 @@ class SlowTools:
             """Fail with a bug."""
             raise RuntimeError("secret internal detail")
 
+        @tool(timeout=0.2)
+        def blocking(seconds: float) -> str:
+            """Block a thread."""
+            import time
+
+            time.sleep(seconds)
+            return "woke up"
+
         register(sleepy)
+        register(blocking)
         register(leak)
         register(crash)
 
@@ -145,6 +154,17 @@ async def test_tool_errors_go_back_to_the_model(started) -> None:
     assert any("did not finish within 0.2 s" in t for t in texts)
     assert any("internal error" in t and "secret" not in t for t in texts)
     assert isinstance(events[-1], TurnDone) and events[-1].finish_reason == "stop"
+
+
+async def test_sync_tools_time_out_too(started) -> None:
+    import time
+
+    graft = await started(FakeModel([call("blocking", seconds=2)], "ok"), plugins=(SlowTools(),))
+    began = time.perf_counter()
+    events = await run(graft)
+    result = next(e for e in events if isinstance(e, ToolResult))
+    assert result.is_error and "did not finish within 0.2 s" in result.content
+    assert time.perf_counter() - began < 1.5
 
 
 async def test_repeated_identical_calls_are_refused(started) -> None:

@@ -59,6 +59,7 @@ def test_custom_providers_and_presets() -> None:
         ("[assistants.x]\ntemperature = 9", "assistants.x.temperature"),
         ("model = ", "not valid TOML"),
         ('[[auth.api_keys]]\nuser = "a"\nsha256 = "short"', "sha256"),
+        ('[providers.openai]\napi_key = "sk-live"', "do not belong in the settings file"),
     ],
 )
 def test_invalid_settings_say_what_is_wrong(tmp_path: Path, content: str, fragment: str) -> None:

@@ -70,3 +70,36 @@ def test_a_plugin_registering_a_duplicate_provider_is_refused() -> None:
     pm = make_plugin_manager(entry_points=False, plugins=[Clash()])
     with pytest.raises(ValueError, match="registered by"):
         Registry.collect(pm, load_settings())
+
+
+def test_registration_hooks_must_be_plain_functions() -> None:
+    from graft.hookspecs import hookimpl
+
+    class AsyncRegister:
+        @hookimpl
+        async def register_tools(self, register):  # type: ignore[no-untyped-def]
+            register(print)
+
+    pm = make_plugin_manager(entry_points=False, plugins=[AsyncRegister()])
+    with pytest.raises(TypeError, match="must be a plain function"):
+        Registry.collect(pm, load_settings())
+
+
+async def test_async_authenticators_are_awaited(graft_factory) -> None:
+    from graft.context import Principal
+    from graft.errors import AuthenticationError
+    from graft.hookspecs import hookimpl
+
+    class ProxyAuth:
+        @hookimpl
+        async def authenticate(self, headers, settings):  # type: ignore[no-untyped-def]
+            user = headers.get("x-forwarded-user")
+            if user is None:
+                raise AuthenticationError("no proxy user")
+            return Principal(user, frozenset({"staff"}))
+
+    graft = graft_factory(plugins=(ProxyAuth(),))
+    principal = await graft.authenticate({"x-forwarded-user": "ann"})
+    assert principal.user_id == "ann" and principal.roles == {"staff"}
+    with pytest.raises(AuthenticationError, match="no proxy user"):
+        await graft.authenticate({})

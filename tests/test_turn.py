@@ -138,6 +138,45 @@ async def test_middleware_sees_input_and_the_output_stream_in_order(started) -> 
     conversation_id = events[0].conversation_id  # type: ignore[union-attr]
     history = await graft.store.load_history(conversation_id, graft.principal_for())
     assert history[0].content == "hi"  # what the user typed is stored unchanged
+    assert history[1].content == "H*LLO TH*R*"  # the answer is stored as the client saw it
+
+
+class Redact(Middleware):
+    """Buffers the whole answer and drops digits: it merges text runs across tool steps."""
+
+    name = "redact"
+
+    async def on_output(self, events: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:  # type: ignore[override]
+        buffered = []
+        async for event in events:
+            if isinstance(event, TextDelta):
+                buffered.append(event.text)
+            elif isinstance(event, TurnDone):
+                yield TextDelta("".join(ch for ch in "".join(buffered) if not ch.isdigit()))
+                yield event
+            else:
+                yield event
+
+
+class RedactPlugin:
+    @hookimpl
+    def register_middleware(self, register: Callable[..., None]) -> None:
+        register(Redact())
+
+
+async def test_redacted_text_never_reaches_the_store(started) -> None:
+    model = FakeModel(["Call 555 0100, ", call("current_time")], "or 555 0199.")
+    graft = await started(
+        model, plugins=(RedactPlugin(),), assistants={"default": {"middleware": ["redact"]}}
+    )
+    events = await collect(graft, ask("phone?"))
+    shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert shown == "Call  , or  ."
+    conversation_id = events[0].conversation_id  # type: ignore[union-attr]
+    history = await graft.store.load_history(conversation_id, graft.principal_for())
+    stored = " ".join(m.content or "" for m in history if m.role == "assistant")
+    assert not any(ch.isdigit() for ch in stored) and "Call" in stored
+    assert history[1].tool_calls[0].name == "current_time"
 
 
 async def test_unknown_middleware_or_provider_is_a_config_error(graft_factory) -> None:

@@ -1,7 +1,10 @@
 """graft: tools, services and knowledge grafted onto any OpenAI-compatible chat model.
 
-The public API for plugin authors and embedders. Anything not listed in ``__all__`` is an
-implementation detail; a test pins this list.
+The public API for plugin authors and embedders; a test pins ``__all__``. These modules are
+public too, for what they list in their own ``__all__``: ``graft.errors``, ``graft.events``,
+``graft.messages``, ``graft.models``, ``graft.tools``, ``graft.middleware``,
+``graft.config``, ``graft.context`` and ``graft.testing``. Everything else is an
+implementation detail.
 """
 
 from graft.config import Settings, load_settings

@@ -290,7 +290,7 @@ def keys_new(user: str, roles: tuple[str, ...]) -> None:
     key = f"gk-{secrets.token_urlsafe(32)}"
     click.echo(f"key (give it to the user; it is not stored): {key}", err=True)
     click.echo("\n[[auth.api_keys]]")
-    click.echo(f'user = "{user}"')
+    click.echo(f"user = {json.dumps(user, ensure_ascii=False)}")
     click.echo(f"roles = {json.dumps(list(roles))}")
     click.echo(f'sha256 = "{hash_api_key(key)}"')
 

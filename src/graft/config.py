@@ -96,7 +96,7 @@ class AssistantSettings(_Strict):
 
 
 class ApiKeySettings(_Strict):
-    """One API key, stored as its SHA-256 hex digest (``graft keys hash`` prints it)."""
+    """One API key, stored as its SHA-256 hex digest (``graft keys new`` prints an entry)."""
 
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     user: str = Field(min_length=1)
@@ -145,7 +145,7 @@ class Settings(BaseSettings):
     )
     model: str = Field(default="local:smollm2", description="Model of the default assistant.")
     host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: int = Field(default=8080, ge=0, le=65535)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     assistants: dict[str, AssistantSettings] = Field(default_factory=dict)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -254,6 +254,12 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
             raise ConfigError(f"config file {str(path)!r} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    for name, provider in (data.get("providers") or {}).items():
+        if isinstance(provider, dict) and "api_key" in provider:
+            raise ConfigError(
+                f"providers.{name}.api_key: keys do not belong in the settings file; "
+                f"set api_key_env to the name of the environment variable that holds the key"
+            )
     try:
         settings = Settings(**data)
         if overrides:

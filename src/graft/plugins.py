@@ -9,6 +9,7 @@ knows where it came from (``graft plugins`` shows it). Nothing loads at import t
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,7 +116,12 @@ def _each_impl(
 ) -> None:
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         available = {"register": make_register(impl.plugin_name), "settings": settings}
-        impl.function(**{name: available[name] for name in impl.argnames})
+        result = impl.function(**{name: available[name] for name in impl.argnames})
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise TypeError(f"{impl.plugin_name}: the {hook_name} hook must be a plain function")
 
 
 def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:

@@ -8,6 +8,7 @@ model are loaded once.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 
@@ -138,12 +139,16 @@ class Graft:
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Ask the ``authenticate`` hooks who sent these headers."""
-        principal: Principal | None = self.pm.hook.authenticate(
-            headers=headers, settings=self.settings
-        )
-        if principal is None:
-            raise AuthenticationError("no authenticator accepted the request")
-        return principal
+        # Called one by one (not through pluggy's firstresult) so that async hooks work too.
+        arguments = {"headers": headers, "settings": self.settings}
+        for impl in reversed(self.pm.hook.authenticate.get_hookimpls()):
+            result = impl.function(**{name: arguments[name] for name in impl.argnames})
+            principal = await result if inspect.isawaitable(result) else result
+            if isinstance(principal, Principal):
+                return principal
+            if principal is not None:
+                raise TypeError(f"{impl.plugin_name}: authenticate must return a Principal or None")
+        raise AuthenticationError("no authenticator accepted the request")
 
     def principal_for(self, user: str | None = None) -> Principal:
         """A principal for a local operator (the CLI): roles from a matching API key entry."""

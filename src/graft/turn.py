@@ -4,7 +4,7 @@ HTTP API, CLI, and later voice and evals all call this function; reading it top 
 shows the whole data flow::
 
     authorize ─▶ load history ─▶ store the new messages ─▶ input middleware
-        ─▶ agent loop (model ⇄ tools) ─▶ output middleware ─▶ events ─▶ store the outcome
+        ─▶ agent loop (model ⇄ tools) ─▶ output middleware ─▶ events ─▶ store what was shown
 
 Authentication happens at the edge (it depends on the transport) and arrives here as the
 ``Principal``. Errors that make the request itself invalid (unknown assistant, forbidden,
@@ -26,7 +26,7 @@ import anyio
 from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
 from graft.context import Context, Principal
 from graft.errors import InvalidRequest, NotFound
-from graft.events import ErrorEvent, Event, TurnDone, TurnStarted
+from graft.events import ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
 from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output
 from graft.policy import authorize_assistant
@@ -89,6 +89,7 @@ async def run_turn(
     run: AgentRun | None = None
     error: str | None = None
     finish_reason: str | None = None
+    visible = _VisibleText()
     try:
         system = Message("system", f"{assistant.system_prompt}\n\n{UNTRUSTED_NOTICE}")
         messages = await apply_input(middleware, [system, *history, *request.messages], ctx)
@@ -103,6 +104,7 @@ async def run_turn(
             stream=request.stream,
         )
         async for event in apply_output(middleware, run.events(), ctx):
+            visible.add(event)
             if isinstance(event, ErrorEvent):
                 error = event.message
             elif isinstance(event, TurnDone):
@@ -124,7 +126,7 @@ async def run_turn(
             try:
                 await store.finish_turn(
                     turn_id,
-                    messages=run.new_messages if run else [],
+                    messages=visible.apply(run.new_messages) if run else [],
                     tool_runs=run.tool_runs if run else [],
                     usage=run.usage if run else Usage(),
                     finish_reason=finish_reason,
@@ -133,6 +135,40 @@ async def run_turn(
             except NotFound:
                 # The conversation was deleted while the turn ran: nothing left to update.
                 log.info("turn %s finished after its conversation was deleted", turn_id)
+
+
+class _VisibleText:
+    """The answer text as the client saw it, after output middleware, to be stored.
+
+    What is stored must be what was shown: a redaction middleware that hides a phone number
+    from the client must hide it from the database too. Text runs between tool events map
+    onto the assistant messages that have text, in order.
+    """
+
+    def __init__(self) -> None:
+        self.segments: list[list[str]] = [[]]
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.segments[-1].append(event.text)
+        elif self.segments[-1]:
+            self.segments.append([])
+
+    def apply(self, messages: list[Message]) -> list[Message]:
+        texts = ["".join(s) for s in self.segments if s]
+        spoken = [m for m in messages if m.role == "assistant" and m.content]
+        if len(texts) != len(spoken):
+            # Middleware merged or dropped whole answers: keep all of what was shown, once.
+            log.debug("visible text has %d runs for %d answers", len(texts), len(spoken))
+            texts = [*([""] * (len(spoken) - 1)), "".join(texts)] if spoken else []
+        out = []
+        replacements = dict(zip((id(m) for m in spoken), texts, strict=False))
+        for message in messages:
+            if id(message) in replacements:
+                text = replacements[id(message)]
+                message = Message("assistant", text or None, message.tool_calls)
+            out.append(message)
+        return out
 
 
 def _params(request: TurnRequest, temperature: float | None, max_tokens: int | None) -> ModelParams:

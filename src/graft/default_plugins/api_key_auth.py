@@ -1,8 +1,8 @@
 """API-key authentication, and the single-user default when no key is configured.
 
 Keys are configured as SHA-256 digests (``[[auth.api_keys]]`` with ``sha256``, ``user``,
-``roles``...), so the settings file never holds a usable secret; ``graft keys hash`` prints
-the digest of a key. Requests send ``Authorization: Bearer <key>`` (what the OpenAI client
+``roles``...), so the settings file never holds a usable secret; ``graft keys new`` prints
+a new key and its entry. Requests send ``Authorization: Bearer <key>`` (what the OpenAI client
 does) or ``X-API-Key``. This plugin runs last, so another ``authenticate`` plugin (OIDC,
 a reverse proxy header) can decide first.
 """

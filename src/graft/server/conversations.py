@@ -57,7 +57,7 @@ async def get_conversation(
                 "finish_reason": t.finish_reason,
                 "error": t.error,
                 "started_at": t.started_at.isoformat(),
-                "duration_ms": t.duration_ms,
+                "duration_ms": None if t.duration_ms is None else round(t.duration_ms, 3),
                 "usage": t.usage.to_openai(),
                 "tool_runs": [
                     {
@@ -66,7 +66,7 @@ async def get_conversation(
                         "arguments": r.arguments,
                         "result": r.result,
                         "is_error": r.is_error,
-                        "duration_ms": r.duration_ms,
+                        "duration_ms": round(r.duration_ms, 3),
                     }
                     for r in t.tool_runs
                 ],

@@ -5,7 +5,8 @@ schema the model sees and which validates the model's arguments. ``Annotated`` c
 (``Field(max_length=...)``, ``Literal`` choices) flow into the schema, which also bounds what
 the embedded model's constrained decoder may produce. A parameter annotated ``Context`` is
 injected, never shown to the model. Sync functions run in a worker thread so they cannot
-stall the event loop; async functions are awaited.
+stall the event loop (on timeout the caller is answered at once and the thread is left to
+finish); async functions are awaited.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class FunctionTool:
             kwargs[self._context_param] = ctx
         if self.is_async:
             return await self.func(**kwargs)
-        return await anyio.to_thread.run_sync(lambda: self.func(**kwargs))
+        # abandon_on_cancel: a timeout returns at once; the thread finishes in the background.
+        return await anyio.to_thread.run_sync(lambda: self.func(**kwargs), abandon_on_cancel=True)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly, as plain Python."""
