@@ -12,8 +12,8 @@ from graft.runtime import Graft
 __all__ = ["CurrentGraft", "CurrentPrincipal"]
 
 
-def get_graft(request: Request) -> Graft:
-    """The app's ``Graft``."""
+async def get_graft(request: Request) -> Graft:
+    """The app's ``Graft``. ``async`` so FastAPI does not send it to a worker thread."""
     graft: Graft = request.app.state.graft
     return graft
 

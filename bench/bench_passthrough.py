@@ -1,0 +1,822 @@
+"""Pass-through benchmark: what graft adds in front of an OpenAI-compatible upstream.
+
+    python bench/bench_passthrough.py            # about 2.5 minutes; needs `wrk` (apt)
+    python bench/bench_passthrough.py --quick    # 2-second runs, one store: a smoke test
+    python bench/bench_passthrough.py --profile  # then py-spy samples (pip install py-spy)
+
+It starts a fake upstream (``bench/fake_upstream.py``) and one ``graft serve`` process per
+store (one worker each, the default assistant on model ``vllm:fake`` pointed at the fake
+upstream, ``GRAFT_HOME`` in a fresh temporary folder). By default two stores are measured:
+the default SQLite file and ``memory://``, so the cost of storing every turn is visible;
+``--database-url URL`` measures only that one.
+
+For each of {non-streaming, streaming} × {concurrency 1, 50}, every target is loaded back to
+back with the same load generator, so the comparison is fair on a noisy shared machine: the
+upstream directly; ``uvicorn-bare``, the same answers from a bare ASGI app on uvicorn on
+graft's interpreter (the floor of graft's server stack; ``--no-baseline`` skips it); then
+graft with each store.
+
+- ``wrk`` gives requests/s and latency p50/p99 (for streams: to the last byte);
+- ``bench/stream_probe.py`` gives, for streams, the time to the first content chunk;
+- the server's CPU time (``/proc/PID/stat`` utime+stime, all threads) is read before and
+  after each wrk run, and divided by the requests and by the content chunks relayed;
+- a second streaming run at 1 in flight with ``--long-chunks`` content chunks per answer
+  separates the marginal cost of one chunk from the fixed cost of a stream (the slope).
+
+Graft's ADDED latency is graft p50 − direct p50 from runs of the same cell of the same run.
+The table is printed and everything goes to ``bench/results/passthrough.json``.
+``--profile`` then samples graft with py-spy (``pip install py-spy``) during extra runs,
+which are not used for the table, and writes the hottest functions.
+
+Load generator: wrk (Debian's ``wrk``, 4.1), pinned to one thread (``-t1``). It is written in
+C on epoll and costs a few microseconds per request, while any Python client costs tens, and
+on two shared cores every microsecond the client burns is taken from the server under test.
+wrk measures latency from the request's send to its response's end, without correcting for
+coordinated omission (there is no fixed request rate here: each connection sends its next
+request when the previous one is answered, i.e. a closed loop of 1 or 50 clients).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import itertools
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+PATH = "/v1/chat/completions"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# The issue's targets, and LiteLLM's proxy measured on the same kind of 2-core machine.
+TARGET_ADDED_P50_MS = 1.0
+TARGET_RPS = 1000.0
+TARGET_CPU_PER_CHUNK_MS = 0.05
+LITELLM = {"added_p50_ms": 9.5, "rps_per_core": 140, "cpu_ms_per_chunk": 0.44}
+
+# wrk's script: POST the body, print the summary as one JSON line (latencies in µs).
+# No `response()` callback: defining one makes wrk hand every response to Lua, which slows it.
+WRK_LUA = """\
+wrk.method = "POST"
+wrk.body = [==[%(body)s]==]
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"duration_us":%%d,"bytes":%%d,"connect_errors":%%d,' ..
+    '"read_errors":%%d,"write_errors":%%d,"status_errors":%%d,"timeouts":%%d,' ..
+    '"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,"mean_us":%%.1f,"max_us":%%d}\\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.mean, latency.max))
+end
+"""
+
+
+def request_body(model: str, *, stream: bool, chunks: int | None = None) -> str:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Hello, how are you?"}],
+        "stream": stream,
+    }
+    if chunks is not None:
+        # The fake upstream answers max_tokens content chunks (graft passes it through).
+        body["max_tokens"] = chunks
+    return json.dumps(body, separators=(",", ":"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a whole process (every thread), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        # The command name (field 2) may hold spaces; the fields after ")" are fixed.
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
+def post(port: int, body: str) -> bytes:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{PATH}",
+        data=body.encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return bytes(response.read())
+
+
+@dataclass
+class Target:
+    """Something under load: the upstream itself, or a graft process in front of it."""
+
+    name: str
+    port: int
+    model: str
+    process: subprocess.Popen[bytes] | None = None
+    store: str | None = None
+    log: Path | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    workdir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cells: list[dict[str, Any]] = field(default_factory=list)
+
+    # -- processes -------------------------------------------------------------------------
+
+    def spawn(self, cmd: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        # A new session, so that stopping it reaches its children too.
+        process = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    def start_upstream(self, name: str, impl: str) -> Target:
+        # The uvicorn reference runs on graft's interpreter, so that uvicorn picks the same
+        # HTTP parser and event loop there as in graft; the raw upstream runs on this one.
+        python = graft_python(self.args.graft) if impl == "uvicorn" else sys.executable
+        process = self.spawn(
+            [
+                python,
+                str(BENCH / "fake_upstream.py"),
+                "--chunks",
+                str(self.args.chunks),
+                "--impl",
+                impl,
+            ],
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"the fake upstream did not start: {line!r}")
+        return Target(name, int(line.split()[1]), "fake", process)
+
+    def start_graft(self, upstream: Target, store: str) -> Target:
+        label = "".join(ch for ch in store if ch.isalnum())
+        home = Path(tempfile.mkdtemp(prefix=f"graft-{label}-", dir=self.workdir))
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRAFT_")}
+        env.update(
+            GRAFT_HOME=str(home),
+            GRAFT_MODEL="vllm:fake",
+            GRAFT_PROVIDERS__VLLM__BASE_URL=f"http://127.0.0.1:{upstream.port}/v1",
+            PYTHONUNBUFFERED="1",
+        )
+        # The vllm preset names VLLM_API_KEY and graft refuses to call a provider whose key
+        # variable is unset; the fake upstream ignores the key, so any value will do.
+        env.setdefault("VLLM_API_KEY", "bench")
+        if store != "sqlite":
+            env["GRAFT_DATABASE_URL"] = store
+        log = home / "graft.log"
+        with open(log, "wb") as out:
+            process = self.spawn(
+                [self.args.graft, "serve", "--no-access-log", "--port", str(port)],
+                env=env,
+                cwd=home,  # no stray ./graft.toml is picked up
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        target = Target(f"graft[{store}]", port, "default", process, store, log)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        except OSError:
+            raise RuntimeError(f"graft did not start:\n{log.read_text()}") from None
+        return target
+
+    # -- checks and measurements -----------------------------------------------------------
+
+    def sanity_check(self, target: Target) -> None:
+        """One answer of each kind must be what the fake upstream sent, relayed."""
+        chunks = self.args.chunks
+        plain = json.loads(post(target.port, request_body(target.model, stream=False)))
+        if plain["choices"][0]["message"]["content"] != "tok " * chunks:
+            raise RuntimeError(f"{target.name} answered {plain}")
+        raw = post(target.port, request_body(target.model, stream=True))
+        events = [line[6:] for line in raw.decode().splitlines() if line.startswith("data: ")]
+        if events[-1] != "[DONE]":
+            raise RuntimeError(f"{target.name}'s stream ended with {events[-1]!r}")
+        relayed = []
+        for event in map(json.loads, events[:-1]):
+            for choice in event.get("choices") or []:
+                if text := choice["delta"].get("content"):
+                    relayed.append(text)
+        if relayed != ["tok "] * chunks:
+            raise RuntimeError(f"{target.name} relayed {relayed}, not {chunks} chunks")
+
+    def wrk(self, target: Target, body: str, connections: int, seconds: float) -> dict[str, Any]:
+        script = self.workdir / f"wrk-{abs(hash(body))}.lua"
+        if not script.exists():
+            script.write_text(WRK_LUA % {"body": body})
+        cmd = [
+            self.args.wrk,
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "30s",  # a slow answer is a latency to report, not an error to drop
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{target.port}{PATH}",
+        ]
+        output = subprocess.run(cmd, capture_output=True, check=True, text=True).stdout
+        line = next(x for x in output.splitlines() if x.startswith("WRKJSON "))
+        return dict(json.loads(line[8:]))
+
+    def probe(self, target: Target, body: str, connections: int) -> dict[str, Any]:
+        cmd = [
+            sys.executable,
+            str(BENCH / "stream_probe.py"),
+            "--port",
+            str(target.port),
+            "--concurrency",
+            str(connections),
+            "--duration",
+            f"{self.args.probe_duration:g}",
+            "--body",
+            body,
+        ]
+        output = subprocess.run(cmd, capture_output=True, check=True, text=True).stdout
+        return dict(json.loads(output))
+
+    def measure(
+        self, target: Target, *, stream: bool, connections: int, chunks: int, probe: bool
+    ) -> dict[str, Any]:
+        body = request_body(target.model, stream=stream, chunks=chunks)
+        pid = target.pid
+        before = cpu_seconds(pid) if pid else None
+        run = self.wrk(target, body, connections, self.args.duration)
+        after = cpu_seconds(pid) if pid else None
+        requests = run["requests"]
+        seconds = run["duration_us"] / 1e6
+        cell: dict[str, Any] = {
+            "target": target.name,
+            "store": target.store,
+            "mode": "stream" if stream else "plain",
+            "concurrency": connections,
+            "chunks": chunks,
+            "requests": requests,
+            "seconds": round(seconds, 3),
+            "rps": round(requests / seconds, 1),
+            "p50_ms": run["p50_us"] / 1000,
+            "p90_ms": run["p90_us"] / 1000,
+            "p99_ms": run["p99_us"] / 1000,
+            "mean_ms": round(run["mean_us"] / 1000, 3),
+            "max_ms": run["max_us"] / 1000,
+            "errors": {
+                k: run[k]
+                for k in ("connect_errors", "read_errors", "write_errors", "status_errors")
+                if run[k]
+            }
+            | ({"timeouts": run["timeouts"]} if run["timeouts"] else {}),
+        }
+        if before is not None and after is not None and requests:
+            # The server's own CPU: graft's, or for direct/uvicorn-bare the upstream's.
+            cpu = after - before
+            cell["server_cpu_s"] = round(cpu, 3)
+            cell["server_cpu_cores"] = round(cpu / seconds, 2)
+            cell["cpu_ms_per_request"] = round(cpu * 1000 / requests, 4)
+            if stream:
+                cell["cpu_ms_per_chunk"] = round(cpu * 1000 / (requests * chunks), 4)
+        if probe:
+            cell["probe"] = self.probe(target, body, connections)
+        return cell
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    load_before = os.getloadavg()  # the machine is shared: note how busy it was
+    with tempfile.TemporaryDirectory(prefix="graft-bench-") as tmp:
+        bench = Bench(args, Path(tmp))
+        targets: list[Target] = []
+        try:
+            upstream = bench.start_upstream("direct", args.upstream_impl)
+            targets.append(upstream)
+            if args.baseline:
+                # The same fake answers from a bare ASGI app on uvicorn, with whatever uvicorn
+                # picks in this environment (h11 or httptools, asyncio or uvloop): the floor
+                # of any app that graft's server stack serves.
+                targets.append(bench.start_upstream("uvicorn-bare", "uvicorn"))
+            targets += [bench.start_graft(upstream, store) for store in args.stores]
+            for target in targets:
+                bench.sanity_check(target)
+            log(f"upstream :{upstream.port}; " + ", ".join(f"{t.name} :{t.port}" for t in targets))
+            # Warm-up: connection pools, lazy imports, SQLite pages, CPU frequency.
+            for target in targets:
+                for stream in (False, True):
+                    body = request_body(target.model, stream=stream, chunks=args.chunks)
+                    bench.wrk(target, body, max(args.concurrency), args.warmup)
+            for stream in (False, True):
+                for connections in args.concurrency:
+                    for target in targets:
+                        cell = bench.measure(
+                            target,
+                            stream=stream,
+                            connections=connections,
+                            chunks=args.chunks,
+                            probe=stream,
+                        )
+                        bench.cells.append(cell)
+                        log(short(cell))
+            if args.long_chunks:
+                # The same streams with longer answers: the slope is the cost of one chunk.
+                # One in flight, where the per-request costs are steadiest (at 50 they swing
+                # with the pool and the database's lock waits from run to run).
+                for target in targets[1:]:
+                    cell = bench.measure(
+                        target,
+                        stream=True,
+                        connections=min(args.concurrency),
+                        chunks=args.long_chunks,
+                        probe=False,
+                    )
+                    bench.cells.append(cell)
+                    log(short(cell))
+            grafts = [target for target in targets if target.store is not None]
+            profiles = profile(bench, grafts) if args.profile else {}
+        finally:
+            bench.stop_all()
+            # Errors that graft logged (an upstream failure, a storage error) make the run
+            # suspect even when every HTTP answer was a 200.
+            logged = {
+                target.name: sum(
+                    ("Traceback" in line or "ERROR" in line)
+                    for line in target.log.read_text(errors="replace").splitlines()
+                )
+                for target in targets
+                if target.log is not None and target.log.exists()
+            }
+    return {
+        "benchmark": "passthrough",
+        "meta": meta(args, time.monotonic() - started, load_before),
+        "cells": bench.cells,
+        "derived": derive(bench.cells, args),
+        "graft_logged_errors": logged,
+        "profiles": profiles,
+    }
+
+
+def profile(bench: Bench, grafts: list[Target]) -> dict[str, Any]:
+    """Sample each graft with py-spy in each cell; these runs are not used for the table."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        log("--profile: py-spy not found (pip install py-spy); skipped")
+        return {}
+    found: dict[str, Any] = {}
+    for target, stream, connections in itertools.product(
+        grafts, (False, True), bench.args.concurrency
+    ):
+        name = f"{target.store}-{'stream' if stream else 'plain'}-c{connections}"
+        name = name.replace(":", "").replace("/", "")
+        out = RESULTS / "profiles" / f"{name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        seconds = bench.args.duration
+        # Every thread is sampled (not --gil: SQLite runs with the GIL released); samples of
+        # idle threads are dropped when summarizing. Not --nonblocking either: reading a
+        # running process gives torn stacks that would be attributed to the wrong callers.
+        spy = subprocess.Popen(
+            [py_spy, "record", "--pid", str(target.pid), "--rate", "200"]
+            + ["--duration", f"{seconds + 1:g}", "--format", "raw"]
+            + ["--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        bench.processes.append(spy)
+        time.sleep(0.5)
+        body = request_body(target.model, stream=stream, chunks=bench.args.chunks)
+        run = bench.wrk(target, body, connections, seconds)
+        spy.wait(timeout=60)
+        found[name] = {"rps_while_profiled": round(run["requests"] / seconds, 1)}
+        if out.exists():
+            found[name] |= summarize_profile(out)
+            log(f"profile {name}: {out.relative_to(BENCH.parent)}")
+    return found
+
+
+# Leaf frames of a thread with nothing to do: the event loop waiting in epoll, worker
+# threads waiting for work. py-spy cannot always tell idle threads apart in a container.
+IDLE_LEAVES = frozenset(
+    {
+        "EpollSelector.select (selectors.py)",
+        "Condition.wait (threading.py)",
+        "Thread._wait_for_tstate_lock (threading.py)",
+    }
+)
+
+
+def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive shares of busy samples per function, from py-spy's raw output."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = idle = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        # "function (path/file.py:LINE)" -> "function (path/file.py)": a function's lines merge.
+        frames = [
+            frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame for frame in stack.split(";")
+        ]
+        if frames[-1] in IDLE_LEAVES:
+            idle += samples
+            continue
+        total += samples
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+
+    def top_of(counts: dict[str, int], limit: int = top) -> list[list[Any]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+        return [[round(100 * n / max(total, 1), 1), frame] for frame, n in ranked]
+
+    # Self time by package of the leaf frame ("sqlalchemy", "asyncio", "h11", "graft", ...).
+    packages: dict[str, int] = {}
+    for frame, samples in own.items():
+        path = frame.rpartition(" (")[2].rstrip(")")
+        package = path.split("/", 1)[0].removesuffix(".py") or "?"
+        packages[package] = packages.get(package, 0) + samples
+    return {
+        "busy_samples": total,
+        "idle_samples": idle,
+        "self_pct": top_of(own),
+        "self_pct_by_package": top_of(packages, 15),
+        # graft's own functions, with everything they call: what each step of a turn costs.
+        "graft_inclusive_pct": top_of(
+            {frame: n for frame, n in inclusive.items() if "(graft/" in frame}, 20
+        ),
+        "inclusive_pct": top_of(inclusive, 60),
+    }
+
+
+def derive(cells: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """graft − direct per cell, the per-chunk slope, and the targets' verdicts."""
+    by_key = {(c["target"], c["mode"], c["concurrency"], c["chunks"]): c for c in cells}
+    added = []
+    for cell in cells:
+        if cell["target"] == "direct" or cell["chunks"] != args.chunks:
+            continue
+        direct = by_key.get(("direct", cell["mode"], cell["concurrency"], cell["chunks"]))
+        if direct is None:
+            continue
+        entry = {
+            "target": cell["target"],
+            "mode": cell["mode"],
+            "concurrency": cell["concurrency"],
+            "added_p50_ms": round(cell["p50_ms"] - direct["p50_ms"], 3),
+            "p50_ratio": round(cell["p50_ms"] / direct["p50_ms"], 1) if direct["p50_ms"] else None,
+            "added_p99_ms": round(cell["p99_ms"] - direct["p99_ms"], 3),
+            "rps_ratio": round(cell["rps"] / direct["rps"], 3) if direct["rps"] else None,
+        }
+        if "probe" in cell and "probe" in direct:
+            gp, dp = cell["probe"], direct["probe"]
+            if gp["ttfc_p50_ms"] is not None and dp["ttfc_p50_ms"] is not None:
+                entry["added_ttfc_p50_ms"] = round(gp["ttfc_p50_ms"] - dp["ttfc_p50_ms"], 3)
+        added.append(entry)
+
+    slopes = {}
+    low = min(args.concurrency)
+    for cell in cells:
+        if cell["target"] == "direct" or cell["chunks"] != args.long_chunks:
+            continue
+        short_cell = by_key.get((cell["target"], "stream", low, args.chunks))
+        if short_cell and "cpu_ms_per_request" in cell and "cpu_ms_per_request" in short_cell:
+            delta = cell["cpu_ms_per_request"] - short_cell["cpu_ms_per_request"]
+            per_chunk = delta / (args.long_chunks - args.chunks)
+            slopes[cell["target"]] = {
+                "marginal_cpu_ms_per_chunk": round(per_chunk, 4),
+                "fixed_cpu_ms_per_stream": round(
+                    short_cell["cpu_ms_per_request"] - per_chunk * args.chunks, 3
+                ),
+            }
+    return {
+        "added": added,
+        "per_chunk_slope": slopes,
+        "targets": verdicts(cells, added, slopes, args),
+    }
+
+
+def verdicts(
+    cells: list[dict[str, Any]],
+    added: list[dict[str, Any]],
+    slopes: dict[str, dict[str, float]],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """The issue's three targets, judged on the default store (the first one measured)."""
+    store = args.stores[0]
+    name = f"graft[{store}]"
+    low, high = min(args.concurrency), max(args.concurrency)
+    out = []
+    worst_added = max(
+        (a["added_p50_ms"] for a in added if a["target"] == name and a["concurrency"] == low),
+        default=None,
+    )
+    if worst_added is not None:
+        out.append(
+            {
+                "target": f"added p50 <= {TARGET_ADDED_P50_MS} ms at {low} in flight",
+                "measured": f"{worst_added:.2f} ms (worse of plain and stream)",
+                "pass": worst_added <= TARGET_ADDED_P50_MS,
+            }
+        )
+    plain = [
+        c["rps"]
+        for c in cells
+        if c["target"] == name and c["mode"] == "plain" and c["chunks"] == args.chunks
+    ]
+    if plain:
+        out.append(
+            {
+                "target": f">= {TARGET_RPS:.0f} requests/s on one worker",
+                "measured": f"{max(plain):.0f} requests/s (best non-streaming cell)",
+                "pass": max(plain) >= TARGET_RPS,
+            }
+        )
+    per_chunk = [
+        c["cpu_ms_per_chunk"]
+        for c in cells
+        if c["target"] == name and c["mode"] == "stream" and "cpu_ms_per_chunk" in c
+        if c["chunks"] == args.chunks and c["concurrency"] in (low, high)
+    ]
+    if per_chunk:
+        out.append(
+            {
+                "target": f"<= {TARGET_CPU_PER_CHUNK_MS} ms graft CPU per streamed chunk",
+                "measured": f"{max(per_chunk):.3f} ms (worse of c={low} and c={high}, "
+                f"{args.chunks}-chunk streams, whole process CPU / chunks)",
+                "pass": max(per_chunk) <= TARGET_CPU_PER_CHUNK_MS,
+            }
+        )
+    if name in slopes:
+        marginal = slopes[name]["marginal_cpu_ms_per_chunk"]
+        out.append(
+            {
+                "target": f"(supplementary) marginal CPU per chunk <= {TARGET_CPU_PER_CHUNK_MS} ms",
+                "measured": f"{marginal:.3f} ms (slope {args.chunks} -> {args.long_chunks} "
+                f"chunks, fixed {slopes[name]['fixed_cpu_ms_per_stream']:.2f} ms per stream)",
+                "pass": marginal <= TARGET_CPU_PER_CHUNK_MS,
+            }
+        )
+    for verdict in out:
+        verdict["store"] = store
+    return out
+
+
+def graft_python(graft: str) -> str:
+    """The interpreter of the ``graft`` console script (its ``#!`` line)."""
+    with open(graft, "rb") as script:
+        first = script.readline()
+    return first[2:].decode().strip() if first.startswith(b"#!") else sys.executable
+
+
+def fast_paths(graft: str) -> dict[str, bool] | None:
+    """Whether graft's interpreter has uvloop and httptools, which uvicorn picks up."""
+    python = graft_python(graft)
+    code = (
+        "import importlib.util, json; "
+        "print(json.dumps({n: importlib.util.find_spec(n) is not None "
+        "for n in ('uvloop', 'httptools')}))"
+    )
+    found = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    return json.loads(found.stdout) if found.returncode == 0 else None
+
+
+def meta(
+    args: argparse.Namespace, elapsed: float, load_before: tuple[float, float, float]
+) -> dict[str, Any]:
+    def version(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    wrk_version = subprocess.run([args.wrk, "-v"], capture_output=True, text=True).stdout
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        None,
+    )
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu": cpu_model,
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "python": platform.python_version(),
+        "versions": {
+            name: version(name)
+            for name in ("graft", "uvicorn", "fastapi", "starlette", "httpx", "httpcore", "h11")
+        },
+        # uvicorn uses these when they are installed; graft's dependencies do not ask for them.
+        "uvicorn_fast_paths": fast_paths(args.graft),
+        "graft_command": args.graft,
+        "load_generator": wrk_version.splitlines()[0] if wrk_version else "wrk",
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "probe_duration_s": args.probe_duration,
+            "chunks": args.chunks,
+            "long_chunks": args.long_chunks,
+            "concurrency": args.concurrency,
+            "stores": args.stores,
+            "upstream": args.upstream_impl,
+            "baseline": args.baseline,
+        },
+        "elapsed_s": round(elapsed, 1),
+    }
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def short(cell: dict[str, Any]) -> str:
+    text = (
+        f"  {cell['target']:<16} {cell['mode']:<6} c={cell['concurrency']:<3} "
+        f"chunks={cell['chunks']:<4} {cell['rps']:>9.1f} req/s  p50 {cell['p50_ms']:.3f} ms"
+    )
+    if "cpu_ms_per_request" in cell:
+        text += f"  cpu {cell['cpu_ms_per_request']:.3f} ms/req"
+    return text
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(result: dict[str, Any]) -> str:
+    """The results as a Markdown table (also what bench/README.md shows)."""
+    chunks = result["meta"]["settings"]["chunks"]
+    added = {(a["target"], a["mode"], a["concurrency"]): a for a in result["derived"]["added"]}
+    rows = [
+        "| target | mode | conc | req/s | p50 ms | p99 ms | TTFC p50 ms | added p50 ms "
+        "| CPU ms/req | CPU ms/chunk |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    cells = sorted(
+        (c for c in result["cells"] if c["chunks"] == chunks),
+        key=lambda c: (c["mode"], c["concurrency"]),
+    )
+    for c in cells:
+        a = added.get((c["target"], c["mode"], c["concurrency"]))
+        probe = c.get("probe") or {}
+        added_text = "-"
+        if a:
+            added_text = f"{a['added_p50_ms']:+.2f} (×{a['p50_ratio']})"
+        mode = "stream" if c["mode"] == "stream" else "non-stream"
+        rows.append(
+            f"| {c['target']} | {mode} | {c['concurrency']} | {c['rps']:.0f} "
+            f"| {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | {fmt(probe.get('ttfc_p50_ms'))} "
+            f"| {added_text} | {fmt(c.get('cpu_ms_per_request'), 3)} "
+            f"| {fmt(c.get('cpu_ms_per_chunk'), 4)} |"
+        )
+    return "\n".join(rows)
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [table(result), ""]
+    for target, slope in result["derived"]["per_chunk_slope"].items():
+        lines.append(
+            f"{target}: marginal CPU per chunk {slope['marginal_cpu_ms_per_chunk']:.4f} ms, "
+            f"fixed CPU per stream {slope['fixed_cpu_ms_per_stream']:.3f} ms"
+        )
+    for name, count in result["graft_logged_errors"].items():
+        if count:
+            lines.append(f"WARNING: {name} logged {count} error lines")
+    for cell in result["cells"]:
+        if cell["errors"]:
+            lines.append(f"ERRORS in {short(cell).strip()}: {cell['errors']}")
+    lines.append("")
+    for verdict in result["derived"]["targets"]:
+        mark = "PASS" if verdict["pass"] else "FAIL"
+        lines.append(f"{mark}  {verdict['target']}: {verdict['measured']} [{verdict['store']}]")
+    lines.append(
+        f"(LiteLLM proxy, same kind of machine: +{LITELLM['added_p50_ms']} ms p50, "
+        f"~{LITELLM['rps_per_core']} req/s per core, {LITELLM['cpu_ms_per_chunk']} ms CPU/chunk)"
+    )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds per warm-up run")
+    parser.add_argument("--probe-duration", type=float, default=2.0, help="seconds per probe")
+    parser.add_argument("--chunks", type=int, default=20, help="content chunks per stream")
+    parser.add_argument(
+        "--long-chunks",
+        type=int,
+        default=500,
+        help="content chunks of the second streaming run (0: skip the per-chunk slope)",
+    )
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
+    parser.add_argument(
+        "--database-url",
+        help="measure graft with only this store (e.g. memory://, sqlite:///x.db); "
+        "default: the SQLite file in a fresh GRAFT_HOME, then memory://",
+    )
+    parser.add_argument("--upstream-impl", choices=("raw", "uvicorn"), default="raw")
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the bare-ASGI-on-uvicorn reference target",
+    )
+    parser.add_argument("--graft", default=None, help="the graft command (default: this venv's)")
+    parser.add_argument("--wrk", default=shutil.which("wrk"), help="the wrk binary")
+    parser.add_argument("--profile", action="store_true", help="then sample graft with py-spy")
+    parser.add_argument("--quick", action="store_true", help="short runs, SQLite only")
+    parser.add_argument("--output", type=Path, default=RESULTS / "passthrough.json")
+    args = parser.parse_args(argv)
+    if not args.wrk:
+        parser.error("wrk is not installed: apt-get install -y wrk")
+    if args.graft is None:
+        local = Path(sys.executable).with_name("graft")
+        args.graft = str(local) if local.exists() else shutil.which("graft")
+    if not args.graft:
+        parser.error("no `graft` command: pip install -e . first")
+    args.stores = [args.database_url] if args.database_url else ["sqlite", "memory://"]
+    if args.quick:
+        args.duration, args.warmup, args.probe_duration = 2.0, 1.0, 1.0
+        args.stores = args.stores[:1]
+        args.baseline = False
+    return args
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run()'s finally: subprocesses stop
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    result = run(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(report(result))
+    print(f"\nwrote {args.output} ({result['meta']['elapsed_s']} s)")
+
+
+if __name__ == "__main__":
+    main()
