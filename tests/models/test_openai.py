@@ -319,6 +319,7 @@ async def test_streams_text_as_it_arrives(upstream: Upstream, make_model: MakeMo
     [request] = upstream.received
     assert (request.method, request.path) == ("POST", "/v1/chat/completions")
     assert request.headers["accept"] == "text/event-stream"
+    assert request.headers["content-type"] == "application/json"
     assert request.body == {
         "model": "m",
         "messages": [{"role": "user", "content": "hi"}],
@@ -476,6 +477,19 @@ async def test_error_event_mid_stream_is_an_error(
     assert "the engine is overloaded" in str(error)
 
 
+async def test_long_events_pass_up_to_the_line_limit(
+    upstream: Upstream, make_model: MakeModel
+) -> None:
+    long_text = "x" * (3 * 1024 * 1024)  # whole tool arguments can come in one event
+    too_long = b"data: " + b"y" * (5 * 1024 * 1024) + b"\n\n"
+    upstream.script(sse(delta(long_text), delta(finish="stop"), DONE), sse(too_long, DONE))
+    model = make_model()
+    assert await collect(model, ask()) == [TextChunk(long_text), FinishChunk("stop")]
+    _, error = await collect_until_error(model, ask(), ModelError)
+    assert "over 4194304 bytes" in str(error)
+    assert len(upstream.received) == 2
+
+
 # --- non-streaming ------------------------------------------------------------------------
 
 
@@ -620,6 +634,13 @@ async def test_long_error_bodies_are_truncated(upstream: Upstream, make_model: M
     assert len(str(error)) < 400
 
 
+async def test_redirects_are_not_followed(upstream: Upstream, make_model: MakeModel) -> None:
+    upstream.script(answer(307, openai_error("moved"), {"Location": f"{upstream.base_url}/x"}))
+    _, error = await collect_until_error(make_model(), ask(), ModelError)
+    assert str(error) == "upstream 'vllm' answered 307: moved"
+    assert len(upstream.received) == 1
+
+
 # --- timeouts -------------------------------------------------------------------------------
 
 
@@ -699,7 +720,7 @@ async def test_unreachable_upstream_is_retried_then_an_error(
     opened.append(model)
     started = time.perf_counter()
     _, error = await collect_until_error(model, ask(), ModelError)
-    assert str(error).startswith("request to upstream 'vllm' failed: ConnectError")
+    assert str(error).startswith("request to upstream 'vllm' failed: ClientConnectorError")
     assert time.perf_counter() - started >= 0.05 * 0.5 + 0.1 * 0.5  # two backoffs
 
 
@@ -715,6 +736,45 @@ async def test_reuses_one_connection_until_closed(
     await model.aclose()
     await collect(model, ask())
     assert upstream.connections == 2
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+async def test_uses_the_proxy_the_environment_names(
+    upstream: Upstream, opened: list[OpenAIModel], no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    no_proxy_env.setenv("HTTP_PROXY", upstream.base_url.removesuffix("/v1"))
+    no_proxy_env.setenv("NO_PROXY", "elsewhere.invalid")
+    model = OpenAIModel("vllm:m", ProviderSettings(base_url="http://upstream.invalid/v1"))
+    opened.append(model)
+    upstream.script(HELLO)
+    assert await collect(model, ask()) == [TextChunk("Hello"), FinishChunk("stop")]
+    assert upstream.received[0].path == "http://upstream.invalid/v1/chat/completions"
+
+
+async def test_no_proxy_bypasses_the_proxy(
+    upstream: Upstream, make_model: MakeModel, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    no_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    no_proxy_env.setenv("NO_PROXY", "localhost,127.0.0.1")
+    upstream.script(HELLO)
+    assert await collect(make_model(), ask()) == [TextChunk("Hello"), FinishChunk("stop")]
+    assert upstream.received[0].path == "/v1/chat/completions"
+
+
+async def test_a_socks_proxy_is_unavailable_without_leaking_its_password(
+    make_model: MakeModel, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    no_proxy_env.setenv("ALL_PROXY", "socks5://user:hunter2@127.0.0.1:1080")
+    _, error = await collect_until_error(make_model(), ask(), ModelUnavailable)
+    assert "socks5:// proxy" in str(error)
+    assert "hunter2" not in str(error)
 
 
 async def test_serves_many_concurrent_streams(upstream: Upstream, make_model: MakeModel) -> None:

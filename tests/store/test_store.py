@@ -9,11 +9,13 @@ tests fail (they never skip): start it with
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,14 +25,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from graft.context import Principal
 from graft.errors import ConfigError, ConversationNotFound, InvalidRequest, NotFound
 from graft.messages import Message, ToolCall, Usage
 from graft.store import Store, ToolRun, open_store
+from graft.store import sql as sqlmod
 from graft.store.memory import MemoryStore
 from graft.store.sql import SQLStore, metadata, t_conversations, t_messages, t_tool_runs, t_turns
 
@@ -641,6 +645,261 @@ async def test_database_work_runs_off_the_event_loop_thread(sql_store: SQLStore)
     assert threading.get_ident() not in threads
 
 
+def _outside_engine(url: str) -> Engine:
+    """An engine of its own on the store's database: none of the store's pool or hooks."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, poolclass=NullPool)
+
+
+async def test_begin_turn_is_committed_when_it_returns(sql_store: SQLStore, sql_url: str) -> None:
+    # The user's message must be in the database before the model is called, so another
+    # connection sees it (and the running turn) the moment begin_turn returns.
+    outside = _outside_engine(sql_url)
+
+    def seen(cid: str, tid: str) -> tuple[str, list[str]]:
+        with outside.connect() as conn:
+            status = conn.execute(select(t_turns.c.status).where(t_turns.c.id == tid)).scalar_one()
+            contents = conn.execute(
+                select(t_messages.c.content)
+                .where(t_messages.c.conversation_id == cid)
+                .order_by(t_messages.c.id)
+            )
+            return status, [c for (c,) in contents]
+
+    try:
+        cid, tid = await new_conversation(sql_store, text="stored before the model runs")
+        assert seen(cid, tid) == ("running", ["stored before the model runs"])
+        await finish(sql_store, tid, "an answer")
+        assert seen(cid, tid) == ("done", ["stored before the model runs", "an answer"])
+        _, again = await sql_store.begin_turn(
+            ALICE,
+            assistant="helper",
+            model="fake:echo",
+            conversation_id=cid,
+            new_messages=[Message("user", "and a follow-up")],
+        )
+        assert seen(cid, again) == (
+            "running",
+            ["stored before the model runs", "an answer", "and a follow-up"],
+        )
+    finally:
+        outside.dispose()
+
+
+async def test_a_cancelled_caller_never_cuts_a_write_in_half(sql_store: SQLStore) -> None:
+    # Cancelled before it starts, a write does nothing.
+    with anyio.CancelScope() as before:
+        before.cancel()
+        await new_conversation(sql_store, text="never stored")
+    assert before.cancelled_caught
+    assert await sql_store.list_conversations(ALICE) == []
+
+    # Cancelled while its transaction is open, the write still runs to its commit.
+    loop = asyncio.get_running_loop()
+    during = anyio.CancelScope()
+
+    def cancel_meanwhile(conn: Connection) -> None:  # "begin", in the database's thread
+        loop.call_soon_threadsafe(during.cancel)
+        time.sleep(0.05)
+
+    event.listen(sql_store.engine, "begin", cancel_meanwhile, once=True)
+    with during:
+        await new_conversation(sql_store, text="stored whole")
+    assert during.cancel_called
+    [info] = await sql_store.list_conversations(ALICE)
+    assert info.title == "stored whole"
+    assert await sql_store.load_history(info.id, ALICE) == [Message("user", "stored whole")]
+    _, _, [turn] = await sql_store.get_conversation(info.id, ALICE)
+    assert turn.status == "running"
+
+
+async def test_sqlite_writes_queue_for_one_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a busy timeout SQLite refuses a second writer at once ("database is locked"),
+    # so 50 concurrent turns only all succeed if the store never has two write
+    # transactions open at the same time: its writes wait in line in Python.
+    monkeypatch.setattr(sqlmod, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    store = SQLStore(f"sqlite:///{tmp_path / 'graft.db'}")
+    writers: set[int] = set()
+    readers: set[int] = set()
+
+    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            writers.add(threading.get_ident())
+        elif verb == "SELECT":
+            readers.add(threading.get_ident())
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    await store.start()
+    try:
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+
+        async def two_turns(i: int) -> None:
+            cid, tid = await new_conversation(store, text=f"question {i}")
+            assert await store.load_history(cid, ALICE) == [Message("user", f"question {i}")]
+            await finish(store, tid, f"answer {i}")
+            history = await store.load_history(cid, ALICE)
+            _, again = await store.begin_turn(
+                ALICE,
+                assistant="helper",
+                model="fake:echo",
+                conversation_id=cid,
+                new_messages=[Message("user", f"more {i}")],
+            )
+            await finish(store, again, f"more answer {i}")
+            assert len(history) == 2
+
+        async with anyio.create_task_group() as tg:
+            for i in range(50):
+                tg.start_soon(two_turns, i)
+
+        listed = await store.list_conversations(ALICE, limit=100)
+        assert len(listed) == 50
+        for info in listed:
+            i = info.title.removeprefix("question ")
+            assert [m.content for m in await store.load_history(info.id, ALICE)] == [
+                f"question {i}",
+                f"answer {i}",
+                f"more {i}",
+                f"more answer {i}",
+            ]
+            _, _, turns = await store.get_conversation(info.id, ALICE)
+            assert [t.status for t in turns] == ["done", "done"]
+        # Every write ran on one thread (the writer), none on the event loop; reads ran
+        # in worker threads beside it.
+        assert len(writers) == 1
+        assert threading.get_ident() not in writers | readers
+        assert readers - writers
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("first_commit_fails", [False, True], ids=["commits", "commit-fails"])
+async def test_sqlite_writes_committed_together_keep_each_callers_outcome(
+    tmp_path: Path, first_commit_fails: bool
+) -> None:
+    # Writes that queue up while the writer is busy share one transaction, a savepoint each.
+    # Every caller must still get exactly what a transaction of its own would give: its
+    # result, or its error with nothing of it stored. If the shared commit fails, each
+    # write is run again alone.
+    store = SQLStore(f"sqlite:///{tmp_path / 'graft.db'}")
+    await store.start()
+    try:
+        kept, kept_turn = await new_conversation(store, text="kept")
+        _, done_turn = await new_conversation(store, text="done")
+        await finish(store, done_turn)
+        doomed, doomed_turn = await new_conversation(store, text="doomed")
+
+        held, release = threading.Event(), threading.Event()
+        commits = failed_commits = 0
+
+        def hold_the_first(conn: Connection) -> None:  # "begin", in the writer
+            if not held.is_set():
+                held.set()
+                release.wait(10)
+
+        def count(conn: Connection) -> None:  # "commit", in the writer
+            nonlocal commits, failed_commits
+            commits += 1
+            if first_commit_fails and commits == 2 and not failed_commits:
+                failed_commits += 1
+                raise RuntimeError("the shared commit failed")
+
+        event.listen(store.engine, "begin", hold_the_first)
+        event.listen(store.engine, "commit", count)
+
+        outcomes: dict[str, list[object]] = {}
+
+        async def attempt(name: str, call: Awaitable[object]) -> None:
+            try:
+                result: object = await call
+            except Exception as exc:
+                result = type(exc)
+            outcomes.setdefault(name, []).append(result)
+
+        def begin_in(principal: Principal, cid: str, text: str) -> Awaitable[object]:
+            return store.begin_turn(
+                principal,
+                assistant="helper",
+                model="fake:echo",
+                conversation_id=cid,
+                new_messages=[Message("user", text)],
+            )
+
+        async with anyio.create_task_group() as tg:
+            # The first write holds the writer until everything else has queued behind it.
+            tg.start_soon(attempt, "first", new_conversation(store, text="first"))
+            await anyio.to_thread.run_sync(held.wait, 10)
+            for i in range(8):
+                tg.start_soon(attempt, "new", new_conversation(store, text=f"new {i}"))
+                tg.start_soon(attempt, "missing", begin_in(ALICE, "conv_missing", "hi"))
+                tg.start_soon(attempt, "stranger", begin_in(BOB, kept, "let me in"))
+                tg.start_soon(attempt, "finished", finish(store, done_turn, "again"))
+            tg.start_soon(attempt, "follow-up", begin_in(ALICE, kept, "follow-up"))
+            tg.start_soon(attempt, "finish kept", finish(store, kept_turn, "kept answer"))
+            tg.start_soon(attempt, "finish kept", finish(store, kept_turn, "second answer"))
+            tg.start_soon(attempt, "unknown", finish(store, "turn_unknown"))
+            tg.start_soon(attempt, "delete", store.delete_conversation(doomed, ALICE))
+            tg.start_soon(attempt, "finish doomed", finish(store, doomed_turn))
+            tg.start_soon(attempt, "delete missing", store.delete_conversation("conv_x", ALICE))
+            # Each call queues its write as soon as its task first runs.
+            await anyio.sleep(0.05)
+            release.set()
+
+        if first_commit_fails:
+            # The first write; the shared commit, which failed; then each of the 39 writes
+            # again alone, of which the 11 that succeed commit (the others roll back).
+            assert (failed_commits, commits) == (1, 1 + 1 + 11)
+        else:
+            assert commits == 2  # the first write alone, then all the others together
+        assert [type(r) for r in outcomes["first"]] == [tuple]
+        assert [type(r) for r in outcomes["new"]] == [tuple] * 8
+        assert outcomes["missing"] == outcomes["stranger"] == [ConversationNotFound] * 8
+        assert outcomes["finished"] == [NotFound] * 8
+        assert outcomes["unknown"] == [NotFound]
+        assert outcomes["delete"] == [None]
+        assert outcomes["delete missing"] == [ConversationNotFound]
+        assert outcomes["finish doomed"] == [NotFound]  # queued after the delete
+        assert outcomes["finish kept"] == [None, NotFound]  # in the order they were asked
+        [follow_up] = outcomes["follow-up"]
+        assert isinstance(follow_up, tuple)
+        same, follow_up_turn = follow_up
+        assert same == kept
+
+        # What was stored is what the successful calls wrote, once each; nothing else.
+        listed = await store.list_conversations(ALICE, limit=100)
+        assert sorted(c.title for c in listed) == sorted(
+            ["kept", "done", "first", *(f"new {i}" for i in range(8))]
+        )
+        assert await store.list_conversations(BOB) == []
+        assert [m.content for m in await store.load_history(kept, ALICE)] == [
+            "kept",
+            "follow-up",
+            "kept answer",
+        ]
+        _, _, turns = await store.get_conversation(kept, ALICE)
+        assert {t.id: t.status for t in turns} == {kept_turn: "done", follow_up_turn: "running"}
+        assert count_rows(store, doomed) == {
+            "conversations": 0,
+            "turns": 0,
+            "messages": 0,
+            "tool_runs": 0,
+        }
+        with store.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(t_turns)).scalar_one() == 12
+            # kept: 3 (its first message, the follow-up, one answer); done: 2; first; new.
+            assert conn.execute(select(func.count()).select_from(t_messages)).scalar_one() == (
+                3 + 2 + 1 + 8
+            )
+    finally:
+        await store.close()
+
+
 async def test_sqlite_file_is_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "folder" / "graft.db"
     store = SQLStore(f"sqlite:///{path}")
@@ -677,6 +936,15 @@ async def test_in_memory_sqlite_url_works() -> None:
 def test_postgres_urls_use_psycopg() -> None:
     for url in ("postgresql://u@db.example/graft", "postgres://u@db.example/graft"):
         assert SQLStore(url).engine.url.drivername == "postgresql+psycopg"
+
+
+def test_sqlite_urls_use_sqlite3(tmp_path: Path) -> None:
+    store = SQLStore(f"sqlite:///{tmp_path / 'x.db'}")
+    assert store.engine.dialect.name == "sqlite"
+    assert store.engine.dialect.driver == "pysqlite"
+    assert repr(store) == f"SQLStore('sqlite:///{tmp_path / 'x.db'}')"
+    with pytest.raises(ConfigError, match="sqlite3"):
+        SQLStore(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
 
 
 def test_postgres_without_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
