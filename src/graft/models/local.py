@@ -201,8 +201,7 @@ def _load(path: Path) -> _Engine:
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    threads = threads or os.cpu_count() or 1
+    threads = _threads()
     try:
         with _plain_cpu_buffers(llama_cpp):
             llama = llama_cpp.Llama(
@@ -228,6 +227,19 @@ def _load(path: Path) -> _Engine:
     vocab = llama_cpp.llama_model_get_vocab(llama.model)
     space = llama.tokenize(b" ", add_bos=False, special=False)
     return _Engine(llama, vocab, template, space[0] if len(space) == 1 else None, threading.Lock())
+
+
+def _threads() -> int:
+    """Half the CPUs this process may use, at least one.
+
+    llama.cpp's threads spin-wait for each other, so with more threads than free cores they
+    collapse rather than slow down. On the 2-core development machine two threads gave 89
+    tokens/s alone but 1-2 tokens/s (and 4-8 s to read a 143-token prompt) beside a second
+    process doing the same, as when a served graft and a test run, or two workers, share a
+    machine; one thread gave 52 tokens/s alone and 50 beside it.
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return max(1, (usable or os.cpu_count() or 1) // 2)
 
 
 @contextmanager
