@@ -34,7 +34,7 @@ from graft.context import Principal
 from graft.errors import ConfigError, ConversationNotFound, InvalidRequest, NotFound
 from graft.messages import Message, ToolCall, Usage
 from graft.store import Store, ToolRun, open_store
-from graft.store import sql as sqlmod
+from graft.store import sqlite as sqlite_mod
 from graft.store.memory import MemoryStore
 from graft.store.sql import SQLStore, metadata, t_conversations, t_messages, t_tool_runs, t_turns
 
@@ -721,7 +721,7 @@ async def test_sqlite_writes_queue_for_one_writer(
     # Without a busy timeout SQLite refuses a second writer at once ("database is locked"),
     # so 50 concurrent turns only all succeed if the store never has two write
     # transactions open at the same time: its writes wait in line in Python.
-    monkeypatch.setattr(sqlmod, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    monkeypatch.setattr(sqlite_mod, "SQLITE_BUSY_TIMEOUT_MS", 0)
     store = SQLStore(f"sqlite:///{tmp_path / 'graft.db'}")
     writers: set[int] = set()
     readers: set[int] = set()

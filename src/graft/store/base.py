@@ -15,9 +15,19 @@ from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from graft.context import Principal
+from graft.errors import InvalidRequest
 from graft.messages import Message, Usage
 
-__all__ = ["ConversationInfo", "Store", "StoredMessage", "ToolRun", "TurnInfo", "TurnStatus"]
+__all__ = [
+    "ConversationInfo",
+    "Store",
+    "StoredMessage",
+    "ToolRun",
+    "TurnInfo",
+    "TurnStatus",
+    "check_page",
+    "make_title",
+]
 
 TurnStatus = Literal["running", "done", "failed"]
 
@@ -134,3 +144,37 @@ class Store(Protocol):
     async def delete_conversation(self, conversation_id: str, principal: Principal) -> None:
         """Delete a conversation and everything in it; ``ConversationNotFound`` if absent."""
         ...
+
+
+TITLE_LENGTH = 80
+"""Conversation titles are the first user message cut to this many characters."""
+
+
+def make_title(new_messages: list[Message]) -> str:
+    """Return a conversation title: the first user message, on one line, cut to length.
+
+    Args:
+        new_messages: The messages that open the conversation.
+
+    Returns:
+        The title, or ``""`` when there is no user text.
+    """
+    for message in new_messages:
+        if message.role == "user" and message.content and message.content.strip():
+            title = " ".join(message.content.split())
+            if len(title) > TITLE_LENGTH:
+                title = title[: TITLE_LENGTH - 1].rstrip() + "…"
+            return title
+    return ""
+
+
+def check_page(limit: int, offset: int) -> None:
+    """Refuse a negative page size or offset.
+
+    Raises:
+        InvalidRequest: ``limit`` or ``offset`` is negative.
+    """
+    if limit < 0:
+        raise InvalidRequest("limit must not be negative", param="limit")
+    if offset < 0:
+        raise InvalidRequest("offset must not be negative", param="offset")

@@ -18,8 +18,14 @@ import anyio.lowlevel
 from graft.context import Principal
 from graft.errors import ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
-from graft.store.base import ConversationInfo, StoredMessage, ToolRun, TurnInfo
-from graft.store.sql import check_page, make_title
+from graft.store.base import (
+    ConversationInfo,
+    StoredMessage,
+    ToolRun,
+    TurnInfo,
+    check_page,
+    make_title,
+)
 
 __all__ = ["MemoryStore"]
 

@@ -12,11 +12,11 @@ shared transaction, with the same outcome: see below).
 SQLite is the embedded default: WAL journal, ``synchronous=NORMAL``, foreign keys on and a
 busy timeout, set on every new connection. pysqlite's own transaction handling is turned off
 and SQLAlchemy emits ``BEGIN`` itself, so a read followed by a write happens in one
-transaction (SQLAlchemy's SQLite recipe, done in the dialect, ``_SQLiteDialect``, rather than
+transaction (SQLAlchemy's SQLite recipe, done in the dialect, ``GraftSQLiteDialect``, rather than
 in an event listener, which would cost every statement an event dispatch).
 
 SQLite lets one connection write at a time, so all of a store's write transactions go to one
-writer: a thread that owns one connection and runs them in arrival order (``_Writer``), each
+writer: a thread that owns one connection and runs them in arrival order (``SQLiteWriter``), each
 starting with ``BEGIN IMMEDIATE``. Concurrent writers then wait in line in Python, where
 waiting costs nothing, instead of each holding a worker thread and a connection while it
 sleeps and polls in SQLite's busy handler for the write lock (at 50 concurrent turns that
@@ -40,38 +40,21 @@ transaction that locks a conversation and one of its turns takes the conversatio
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib
 import json
-import queue
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
-    DateTime,
-    Dialect,
     Engine,
-    Float,
-    ForeignKey,
-    Index,
     Integer,
-    MetaData,
     Row,
-    String,
-    Table,
-    Text,
-    TypeDecorator,
     bindparam,
     create_engine,
     delete,
@@ -81,26 +64,28 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import registry
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.pool import PoolProxiedConnection, StaticPool
+from sqlalchemy.pool import StaticPool
 
 from graft.context import Principal
-from graft.errors import ConfigError, ConversationNotFound, InvalidRequest, NotFound
+from graft.errors import ConfigError, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
-from graft.store.base import ConversationInfo, StoredMessage, ToolRun, TurnInfo, TurnStatus
+from graft.store.base import (
+    ConversationInfo,
+    StoredMessage,
+    ToolRun,
+    TurnInfo,
+    TurnStatus,
+    check_page,
+    make_title,
+)
+from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
+from graft.store.sqlite import SQLiteWriter, on_sqlite_connect
 
 __all__ = ["SQLStore", "metadata", "t_conversations", "t_messages", "t_tool_runs", "t_turns"]
 
 T = TypeVar("T")
-
-TITLE_LENGTH = 80
-"""Conversation titles are the first user message cut to this many characters."""
-
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-"""How long SQLite waits for a writer of another process before "database is locked"."""
 
 POOL_SIZE = 10
 """Transactions a store runs at once in worker threads, and the connections pooled for them.
@@ -108,125 +93,8 @@ POOL_SIZE = 10
 On SQLite these are the reads; the writer has one more connection of its own.
 """
 
-WRITER_BATCH = 64
-"""At most this many queued SQLite write transactions are committed together."""
-
-_WRITER = "graft_writer"
-"""Marks the writer's connection (in its pool record's ``info``)."""
-
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x67726166  # any fixed bigint; serialises concurrent start()s
-
-
-class _UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC timestamp on every backend.
-
-    PostgreSQL keeps the offset (``timestamptz``) but answers in the session's zone; SQLite
-    keeps none. Values are converted to UTC on the way in and come back aware and in UTC.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Convert an aware datetime to UTC; naive ones are refused."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Return the stored value as an aware UTC datetime."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-# 64-bit row ids where the database has them; SQLite needs INTEGER for its rowid alias.
-_RowId = BigInteger().with_variant(Integer(), "sqlite")
-
-metadata = MetaData(
-    naming_convention={
-        "pk": "pk_%(table_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    }
-)
-
-t_conversations = Table(
-    "conversations",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("tenant", String(255), nullable=False),
-    Column("user_id", String(255), nullable=False),
-    Column("assistant", String(255), nullable=False),
-    Column("title", String(255), nullable=False),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Column("updated_at", _UTCDateTime(), nullable=False),
-    Index(None, "tenant", "user_id", "updated_at"),
-)
-
-t_turns = Table(
-    "turns",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column(
-        "conversation_id",
-        String(64),
-        ForeignKey("conversations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("status", String(16), nullable=False),
-    Column("model", String(255), nullable=False),
-    Column("finish_reason", String(64), nullable=True),
-    Column("error", Text(), nullable=True),
-    Column("prompt_tokens", Integer(), nullable=False),
-    Column("completion_tokens", Integer(), nullable=False),
-    Column("started_at", _UTCDateTime(), nullable=False),
-    Column("finished_at", _UTCDateTime(), nullable=True),
-    Column("duration_ms", Float(), nullable=True),
-    Index(None, "conversation_id", "started_at"),
-)
-
-t_messages = Table(
-    "messages",
-    metadata,
-    Column("id", _RowId, primary_key=True, autoincrement=True),
-    Column(
-        "conversation_id",
-        String(64),
-        ForeignKey("conversations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
-    Column("turn_id", String(64), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("content", Text(), nullable=True),
-    Column("tool_calls", Text(), nullable=True),
-    Column("tool_call_id", String(255), nullable=True),
-    Column("name", String(255), nullable=True),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Index(None, "conversation_id", "id"),
-)
-
-t_tool_runs = Table(
-    "tool_runs",
-    metadata,
-    Column("id", _RowId, primary_key=True, autoincrement=True),
-    Column("turn_id", String(64), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False),
-    Column("conversation_id", String(64), nullable=False),
-    Column("call_id", String(255), nullable=False),
-    Column("name", String(255), nullable=False),
-    Column("arguments", Text(), nullable=False),
-    Column("result", Text(), nullable=False),
-    Column("is_error", Boolean(), nullable=False),
-    Column("duration_ms", Float(), nullable=False),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Index(None, "turn_id"),
-    Index(None, "conversation_id"),
-)
 
 
 # --- statements, built once -----------------------------------------------------------------
@@ -362,8 +230,8 @@ class SQLStore:
                 pool_pre_ping=not self._sqlite,
             )
         if self._sqlite:
-            event.listen(self._engine, "connect", _on_sqlite_connect)
-        self._writer = _Writer(self._engine) if self._sqlite else None
+            event.listen(self._engine, "connect", on_sqlite_connect)
+        self._writer = SQLiteWriter(self._engine) if self._sqlite else None
         self._limiter: anyio.CapacityLimiter | None = None
 
     @property
@@ -649,238 +517,9 @@ class SQLStore:
         return f"SQLStore({url.render_as_string(hide_password=True)!r})"
 
 
-class _Writer:
-    """One thread with one connection that runs a SQLite store's write transactions.
-
-    Jobs are queued from asyncio event loops and run in arrival order; each caller's future
-    is settled on its own loop once the job's transaction is over. A job alone in the queue
-    gets a ``BEGIN IMMEDIATE`` transaction of its own. Jobs that queued up while the writer
-    was busy (up to ``WRITER_BATCH``) are committed together, in one transaction with a
-    savepoint per job: a job that raises rolls back to its savepoint (nothing of it is
-    stored) and its caller gets the exception, while the jobs around it commit, exactly as
-    if each had had its own transaction, run in the same order. One commit instead of many
-    is what makes it worth it: a commit writes the changed pages to the WAL. If the shared
-    transaction itself fails (its commit, or an error that ended it under a savepoint),
-    nothing of it is stored and each of its jobs runs again alone, so every caller still
-    gets what its own transaction gives. The thread starts with the first job and ends at
-    ``stop()``; a later job starts a new one.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-        self._conn: Connection | None = None
-
-    async def run(self, fn: Callable[[Connection], T], *, alone: bool = False) -> T:
-        """Queue ``fn`` and wait until its transaction is over.
-
-        Args:
-            fn: The transaction's work.
-            alone: Never share a transaction with other jobs (for migrations).
-
-        Like ``anyio.to_thread.run_sync``, a caller cancelled before the call queues nothing,
-        and one cancelled after still waits for its job, so a transaction never outlives the
-        call that asked for it.
-        """
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._main, name="graft-sqlite-writer", daemon=True
-                )
-                self._thread.start()
-            self._jobs.put(_Job(fn, loop, future, alone))
-        with anyio.CancelScope(shield=True):
-            result = await future
-        return result
-
-    async def stop(self) -> None:
-        """Let the queued jobs finish, then end the thread and close its connection."""
-        with self._lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._jobs.put(None)
-        if thread is not None:
-            await anyio.to_thread.run_sync(thread.join)
-
-    def _main(self) -> None:
-        held: list[_Job | None] = []  # taken from the queue, for the next round
-        try:
-            while (job := held.pop() if held else self._jobs.get()) is not None:
-                batch = [job]
-                while not job.alone and len(batch) < WRITER_BATCH:
-                    try:
-                        more = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None or more.alone:
-                        held.append(more)
-                        break
-                    batch.append(more)
-                _deliver(batch, self._together(batch) if batch[1:] else [self._alone(job)])
-        finally:
-            self._disconnect()
-
-    def _alone(self, job: _Job) -> _Outcome:
-        try:
-            conn = self._connection()
-            with conn.begin():
-                return _Outcome(job.fn(conn), None)
-        except BaseException as exc:  # noqa: BLE001 - the caller gets it
-            self._disconnect()
-            return _Outcome(None, exc)
-
-    def _together(self, batch: list[_Job]) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
-        try:
-            conn = self._connection()
-            with conn.begin():
-                for job in batch:
-                    savepoint = conn.begin_nested()
-                    try:
-                        result = job.fn(conn)
-                    except BaseException as exc:  # noqa: BLE001 - the caller gets it
-                        savepoint.rollback()
-                        outcomes.append(_Outcome(None, exc))
-                    else:
-                        savepoint.commit()
-                        outcomes.append(_Outcome(result, None))
-        except BaseException:  # noqa: BLE001 - each job gets its own outcome below
-            self._disconnect()
-            return [self._alone(job) for job in batch]
-        return outcomes
-
-    def _connection(self) -> Connection:
-        if self._conn is None:
-            conn = self._engine.connect()
-            conn.connection.info[_WRITER] = True  # see _SQLiteDialect.do_begin
-            self._conn = conn
-        return self._conn
-
-    def _disconnect(self) -> None:
-        """Give the connection back to the pool, which rolls back what it may still hold.
-
-        After a failed transaction (a failed commit leaves SQLite's transaction open) and
-        at the end; the next job takes a connection again.
-        """
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        # Errors here only mean the connection was broken: it is dropped either way.
-        with contextlib.suppress(Exception):
-            if not conn.invalidated:
-                conn.connection.info.pop(_WRITER, None)  # readers may take it now
-            conn.close()
-
-
-class _Job:
-    """A write transaction waiting for the writer, and where its outcome goes."""
-
-    __slots__ = ("alone", "fn", "future", "loop")
-
-    def __init__(
-        self,
-        fn: Callable[[Connection], Any],
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        alone: bool,
-    ) -> None:
-        self.fn = fn
-        self.loop = loop
-        self.future = future
-        self.alone = alone
-
-
-class _Outcome(NamedTuple):
-    result: Any
-    error: BaseException | None
-
-
-def _deliver(jobs: list[_Job], outcomes: list[_Outcome]) -> None:
-    """Hand each job's outcome to its caller, one wake-up per event loop (from the writer)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
-    for job, outcome in zip(jobs, outcomes, strict=True):
-        by_loop.setdefault(job.loop, []).append((job.future, outcome))
-    for loop, settled in by_loop.items():
-        # RuntimeError: that event loop is closed, so nobody is waiting any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, settled)
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
-    for future, (result, error) in settled:
-        if future.done():  # the caller was cancelled natively (not through a cancel scope)
-            continue
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-
 def _transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
     with engine.begin() as conn:
         return fn(conn)
-
-
-class _SQLiteDialect(SQLiteDialect_pysqlite):
-    """pysqlite, with transactions begun by SQLAlchemy rather than by pysqlite.
-
-    pysqlite's own transaction handling is turned off (``_on_sqlite_connect``; it would not
-    begin before a ``SELECT``, so a read followed by a write would not be one transaction),
-    and this dialect emits ``BEGIN`` when SQLAlchemy begins one (the recipe in SQLAlchemy's
-    SQLite docs, which does it in a ``begin`` event listener instead: any connection event
-    listener makes SQLAlchemy dispatch events around every statement, a fifth of the CPU of
-    a turn). On the writer's connection it is ``BEGIN IMMEDIATE``: a deferred transaction
-    that reads and then writes fails at once (no busy wait) when a writer in another
-    process committed in between; IMMEDIATE takes the write lock up front.
-    """
-
-    supports_statement_cache = True
-
-    def do_begin(self, dbapi_connection: PoolProxiedConnection) -> None:
-        """Emit ``BEGIN``, or ``BEGIN IMMEDIATE`` on the writer's connection."""
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("BEGIN IMMEDIATE" if dbapi_connection.info.get(_WRITER) else "BEGIN")
-        finally:
-            cursor.close()
-
-
-registry.register("sqlite.graft", __name__, "_SQLiteDialect")
-
-
-def make_title(new_messages: list[Message]) -> str:
-    """Return a conversation title: the first user message, on one line, cut to length.
-
-    Args:
-        new_messages: The messages that open the conversation.
-
-    Returns:
-        The title, or ``""`` when there is no user text.
-    """
-    for message in new_messages:
-        if message.role == "user" and message.content and message.content.strip():
-            title = " ".join(message.content.split())
-            if len(title) > TITLE_LENGTH:
-                title = title[: TITLE_LENGTH - 1].rstrip() + "…"
-            return title
-    return ""
-
-
-def check_page(limit: int, offset: int) -> None:
-    """Refuse a negative page size or offset.
-
-    Raises:
-        InvalidRequest: ``limit`` or ``offset`` is negative.
-    """
-    if limit < 0:
-        raise InvalidRequest("limit must not be negative", param="limit")
-    if offset < 0:
-        raise InvalidRequest("offset must not be negative", param="offset")
 
 
 def _resolve_url(url: str) -> URL:
@@ -897,21 +536,8 @@ def _resolve_url(url: str) -> URL:
     elif parsed.get_backend_name() == "sqlite":
         if parsed.get_driver_name() != "pysqlite":
             raise ConfigError("SQLite is reached through Python's sqlite3: use a sqlite:/// URL")
-        parsed = parsed.set(drivername="sqlite+graft")  # _SQLiteDialect
+        parsed = parsed.set(drivername="sqlite+graft")  # GraftSQLiteDialect
     return parsed
-
-
-def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
-    # SQLAlchemy emits BEGIN itself (see _SQLiteDialect); pysqlite must not.
-    dbapi_conn.isolation_level = None
-    cursor = dbapi_conn.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    finally:
-        cursor.close()
 
 
 def _owner(conversation_id: str, principal: Principal) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, engine_from_config, pool
 
-from graft.store.sql import metadata
+from graft.store.schema import metadata
 
 config = context.config
 

@@ -1,0 +1,141 @@
+"""The tables graft stores conversations in, shared by the SQL store and the migrations.
+
+Four tables: conversations, turns, messages and tool runs, each scoped by tenant and user
+through its conversation. Timestamps are timezone-aware UTC on every backend; row ids are
+64-bit where the database has them. Schema changes go through Alembic migrations
+(``graft/store/migrations``), which are checked against these definitions by the tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = ["metadata", "t_conversations", "t_messages", "t_tool_runs", "t_turns"]
+
+
+class _UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL keeps the offset (``timestamptz``) but answers in the session's zone; SQLite
+    keeps none. Values are converted to UTC on the way in and come back aware and in UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC; naive ones are refused."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return the stored value as an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# 64-bit row ids where the database has them; SQLite needs INTEGER for its rowid alias.
+_RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    }
+)
+
+t_conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("assistant", String(255), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("updated_at", _UTCDateTime(), nullable=False),
+    Index(None, "tenant", "user_id", "updated_at"),
+)
+
+t_turns = Table(
+    "turns",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "conversation_id",
+        String(64),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("status", String(16), nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("finish_reason", String(64), nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("prompt_tokens", Integer(), nullable=False),
+    Column("completion_tokens", Integer(), nullable=False),
+    Column("started_at", _UTCDateTime(), nullable=False),
+    Column("finished_at", _UTCDateTime(), nullable=True),
+    Column("duration_ms", Float(), nullable=True),
+    Index(None, "conversation_id", "started_at"),
+)
+
+t_messages = Table(
+    "messages",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column(
+        "conversation_id",
+        String(64),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("turn_id", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("content", Text(), nullable=True),
+    Column("tool_calls", Text(), nullable=True),
+    Column("tool_call_id", String(255), nullable=True),
+    Column("name", String(255), nullable=True),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Index(None, "conversation_id", "id"),
+)
+
+t_tool_runs = Table(
+    "tool_runs",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column("turn_id", String(64), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False),
+    Column("conversation_id", String(64), nullable=False),
+    Column("call_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("arguments", Text(), nullable=False),
+    Column("result", Text(), nullable=False),
+    Column("is_error", Boolean(), nullable=False),
+    Column("duration_ms", Float(), nullable=False),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Index(None, "turn_id"),
+    Index(None, "conversation_id"),
+)

@@ -1,0 +1,261 @@
+"""SQLite specifics of the SQL store: one writer thread, the dialect, connection pragmas.
+
+SQLite lets one writer in at a time. Worker threads racing for that lock sleep and poll in
+SQLite's busy handler (the benchmark found 50 concurrent turns spending most of their time
+there, with a p99 over a second), so every write transaction of a store goes through one
+``SQLiteWriter`` thread that owns one connection and runs jobs in arrival order, committing
+jobs that queued up together. Reads keep using pooled connections (WAL lets them run beside
+the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+from sqlalchemy import (
+    Engine,
+)
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import PoolProxiedConnection
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "GraftSQLiteDialect",
+    "SQLiteWriter",
+    "WRITER_BATCH",
+    "on_sqlite_connect",
+]
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+"""How long SQLite waits for a writer of another process before "database is locked"."""
+
+WRITER_BATCH = 64
+"""At most this many queued SQLite write transactions are committed together."""
+
+_WRITER = "graft_writer"
+"""Marks the writer's connection (in its pool record's ``info``)."""
+
+
+class SQLiteWriter:
+    """One thread with one connection that runs a SQLite store's write transactions.
+
+    Jobs are queued from asyncio event loops and run in arrival order; each caller's future
+    is settled on its own loop once the job's transaction is over. A job alone in the queue
+    gets a ``BEGIN IMMEDIATE`` transaction of its own. Jobs that queued up while the writer
+    was busy (up to ``WRITER_BATCH``) are committed together, in one transaction with a
+    savepoint per job: a job that raises rolls back to its savepoint (nothing of it is
+    stored) and its caller gets the exception, while the jobs around it commit, exactly as
+    if each had had its own transaction, run in the same order. One commit instead of many
+    is what makes it worth it: a commit writes the changed pages to the WAL. If the shared
+    transaction itself fails (its commit, or an error that ended it under a savepoint),
+    nothing of it is stored and each of its jobs runs again alone, so every caller still
+    gets what its own transaction gives. The thread starts with the first job and ends at
+    ``stop()``; a later job starts a new one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+
+    async def run(self, fn: Callable[[Connection], T], *, alone: bool = False) -> T:
+        """Queue ``fn`` and wait until its transaction is over.
+
+        Args:
+            fn: The transaction's work.
+            alone: Never share a transaction with other jobs (for migrations).
+
+        Like ``anyio.to_thread.run_sync``, a caller cancelled before the call queues nothing,
+        and one cancelled after still waits for its job, so a transaction never outlives the
+        call that asked for it.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._main, name="graft-sqlite-writer", daemon=True
+                )
+                self._thread.start()
+            self._jobs.put(_Job(fn, loop, future, alone))
+        with anyio.CancelScope(shield=True):
+            result = await future
+        return result
+
+    async def stop(self) -> None:
+        """Let the queued jobs finish, then end the thread and close its connection."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                self._jobs.put(None)
+        if thread is not None:
+            await anyio.to_thread.run_sync(thread.join)
+
+    def _main(self) -> None:
+        held: list[_Job | None] = []  # taken from the queue, for the next round
+        try:
+            while (job := held.pop() if held else self._jobs.get()) is not None:
+                batch = [job]
+                while not job.alone and len(batch) < WRITER_BATCH:
+                    try:
+                        more = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None or more.alone:
+                        held.append(more)
+                        break
+                    batch.append(more)
+                _deliver(batch, self._together(batch) if batch[1:] else [self._alone(job)])
+        finally:
+            self._disconnect()
+
+    def _alone(self, job: _Job) -> _Outcome:
+        try:
+            conn = self._connection()
+            with conn.begin():
+                return _Outcome(job.fn(conn), None)
+        except BaseException as exc:  # noqa: BLE001 - the caller gets it
+            self._disconnect()
+            return _Outcome(None, exc)
+
+    def _together(self, batch: list[_Job]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        try:
+            conn = self._connection()
+            with conn.begin():
+                for job in batch:
+                    savepoint = conn.begin_nested()
+                    try:
+                        result = job.fn(conn)
+                    except BaseException as exc:  # noqa: BLE001 - the caller gets it
+                        savepoint.rollback()
+                        outcomes.append(_Outcome(None, exc))
+                    else:
+                        savepoint.commit()
+                        outcomes.append(_Outcome(result, None))
+        except BaseException:  # noqa: BLE001 - each job gets its own outcome below
+            self._disconnect()
+            return [self._alone(job) for job in batch]
+        return outcomes
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self._engine.connect()
+            conn.connection.info[_WRITER] = True  # see GraftSQLiteDialect.do_begin
+            self._conn = conn
+        return self._conn
+
+    def _disconnect(self) -> None:
+        """Give the connection back to the pool, which rolls back what it may still hold.
+
+        After a failed transaction (a failed commit leaves SQLite's transaction open) and
+        at the end; the next job takes a connection again.
+        """
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        # Errors here only mean the connection was broken: it is dropped either way.
+        with contextlib.suppress(Exception):
+            if not conn.invalidated:
+                conn.connection.info.pop(_WRITER, None)  # readers may take it now
+            conn.close()
+
+
+class _Job:
+    """A write transaction waiting for the writer, and where its outcome goes."""
+
+    __slots__ = ("alone", "fn", "future", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[[Connection], Any],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        alone: bool,
+    ) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.future = future
+        self.alone = alone
+
+
+class _Outcome(NamedTuple):
+    result: Any
+    error: BaseException | None
+
+
+def _deliver(jobs: list[_Job], outcomes: list[_Outcome]) -> None:
+    """Hand each job's outcome to its caller, one wake-up per event loop (from the writer)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(job.loop, []).append((job.future, outcome))
+    for loop, settled in by_loop.items():
+        # RuntimeError: that event loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    for future, (result, error) in settled:
+        if future.done():  # the caller was cancelled natively (not through a cancel scope)
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+
+class GraftSQLiteDialect(SQLiteDialect_pysqlite):
+    """pysqlite, with transactions begun by SQLAlchemy rather than by pysqlite.
+
+    pysqlite's own transaction handling is turned off (``on_sqlite_connect``; it would not
+    begin before a ``SELECT``, so a read followed by a write would not be one transaction),
+    and this dialect emits ``BEGIN`` when SQLAlchemy begins one (the recipe in SQLAlchemy's
+    SQLite docs, which does it in a ``begin`` event listener instead: any connection event
+    listener makes SQLAlchemy dispatch events around every statement, a fifth of the CPU of
+    a turn). On the writer's connection it is ``BEGIN IMMEDIATE``: a deferred transaction
+    that reads and then writes fails at once (no busy wait) when a writer in another
+    process committed in between; IMMEDIATE takes the write lock up front.
+    """
+
+    supports_statement_cache = True
+
+    def do_begin(self, dbapi_connection: PoolProxiedConnection) -> None:
+        """Emit ``BEGIN``, or ``BEGIN IMMEDIATE`` on the writer's connection."""
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if dbapi_connection.info.get(_WRITER) else "BEGIN")
+        finally:
+            cursor.close()
+
+
+registry.register("sqlite.graft", __name__, "GraftSQLiteDialect")
+
+
+def on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    """Set the pragmas every connection needs: WAL, NORMAL sync, foreign keys, busy timeout."""
+    # SQLAlchemy emits BEGIN itself (see GraftSQLiteDialect); pysqlite must not.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
