@@ -88,6 +88,14 @@ end
 """
 
 
+def _display_path(path: str) -> str:
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        return str(Path(path).resolve().relative_to(repo))
+    except ValueError:
+        return Path(path).name
+
+
 def request_body(model: str, *, stream: bool, chunks: int | None = None) -> str:
     body: dict[str, Any] = {
         "model": model,
@@ -667,7 +675,8 @@ def meta(
         },
         # uvicorn uses these when they are installed; graft's dependencies do not ask for them.
         "uvicorn_fast_paths": fast_paths(args.graft),
-        "graft_command": args.graft,
+        # Relative to the repository when it is inside it: no machine's paths in results.
+        "graft_command": _display_path(args.graft),
         "load_generator": wrk_version.splitlines()[0] if wrk_version else "wrk",
         "settings": {
             "duration_s": args.duration,
