@@ -64,3 +64,14 @@ def test_configuration_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert "limits.max_steps" in result.output and "Traceback" not in result.output
     missing = invoke("--config", str(tmp_path / "nope.toml"), "plugins")
     assert missing.exit_code == 1 and "does not exist" in missing.output
+
+
+def test_check_reports_what_would_fail_on_the_first_request(tmp_path: Path) -> None:
+    ok = invoke("check")
+    assert ok.exit_code == 0 and ok.output.startswith("ok: default")
+    config = tmp_path / "graft.toml"
+    config.write_text('[assistants.gpt]\nmodel = "openai:gpt-4o-mini"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "check"])
+    assert result.exit_code == 1
+    assert "assistant 'gpt' (openai:gpt-4o-mini)" in result.stderr
+    assert "OPENAI_API_KEY" in result.stderr

@@ -89,8 +89,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
         settings = _settings(ctx, host=host, port=port)
         graft = Graft(settings)
         graft.check()
+        problems = graft.problems()
     except GraftError as exc:
         raise click.ClickException(exc.message) from None
+    for problem in problems:
+        click.secho(f"warning: {problem}", fg="yellow", err=True)
     click.echo(
         f"graft serving {', '.join(settings.assistant_names())} on "
         f"http://{settings.host}:{settings.port}/v1 (model {settings.model})",
@@ -273,6 +276,23 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
     for info in infos:
         package = f"{info.package} {info.version}" if info.package else "(registered in code)"
         click.echo(f"{info.name:<40} {package:<20} {', '.join(info.hooks)}")
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check the settings and that every assistant's model can be called; exit 1 if not."""
+    try:
+        graft = Graft(_settings(ctx))
+        graft.check()
+        problems = graft.problems()
+    except GraftError as exc:
+        raise click.ClickException(exc.message) from None
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"ok: {', '.join(graft.settings.assistant_names())}")
 
 
 @cli.group()

@@ -17,6 +17,7 @@ from graft.context import Context, Principal
 from graft.errors import (
     AuthenticationError,
     ConfigError,
+    GraftError,
     ModelUnavailable,
     UnknownAssistant,
 )
@@ -91,6 +92,25 @@ class Graft:
                     f"{', '.join(sorted({*self.registry.models, *self.settings.providers}))}"
                 )
             self.middleware(assistant.middleware)
+
+    def problems(self) -> list[str]:
+        """What would make an assistant fail on its first request (a missing key, say).
+
+        Models may say why they cannot be called through an ``unavailable`` attribute;
+        ``graft serve`` prints these at start and ``graft check`` exits non-zero on them.
+        """
+        found = []
+        for name in self.settings.assistant_names():
+            assistant = self.assistant(name)
+            try:
+                why = getattr(self.model_for(assistant), "unavailable", None)
+            except GraftError as exc:
+                why = exc.message
+            if why:
+                found.append(
+                    f"assistant {name!r} ({assistant.model or self.settings.model}): {why}"
+                )
+        return found
 
     def assistant(self, name: str) -> AssistantSettings:
         """The assistant called ``name``, or ``UnknownAssistant``."""

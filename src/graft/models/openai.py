@@ -114,6 +114,11 @@ class OpenAIModel:
             self._url = URL()
         self._unavailable = _config_problem(self.upstream, provider, base_url, self._url, self._key)
 
+    @property
+    def unavailable(self) -> str | None:
+        """Why this model cannot be called (no base URL, no key), or None if it can."""
+        return self._unavailable
+
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """Run one call, yielding chunks as they arrive (see the module docstring)."""
         return self._stream_events(request) if request.stream else self._complete(request)
