@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from graft.config import LimitsSettings
 from graft.context import Context
-from graft.errors import GraftError, ToolError
+from graft.errors import GraftError
 from graft.events import (
     ClientToolCalls,
     ErrorEvent,
@@ -215,9 +215,7 @@ class AgentRun:
             )
         try:
             return await self.toolbox.call(call.name, call.arguments, self.ctx), False
-        except ToolError as exc:
-            return f"error: {exc.message}", True
-        except GraftError as exc:
+        except GraftError as exc:  # ToolError, and e.g. a PermissionDenied the tool raised
             return f"error: {exc.message}", True
         except Exception:
             log.exception("tool %r failed", call.name)
