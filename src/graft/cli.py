@@ -84,6 +84,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
     import uvicorn
 
     from graft.server import create_app
+    from graft.server.gctune import tune_for_serving
 
     try:
         settings = _settings(ctx, host=host, port=port)
@@ -99,8 +100,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
         f"http://{settings.host}:{settings.port}/v1 (model {settings.model})",
         err=True,
     )
+    app = create_app(graft)
+    tune_for_serving()
     uvicorn.run(
-        create_app(graft),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=access_log,

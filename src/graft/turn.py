@@ -17,6 +17,7 @@ when the client goes away mid-stream.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -73,6 +74,7 @@ async def run_turn(
     if clashes:
         raise InvalidRequest(f"tool {clashes[0]!r} clashes with a server-side tool", param="tools")
 
+    started = time.perf_counter()
     history: list[Message] = []
     if request.conversation_id is not None:
         history = await store.load_history(request.conversation_id, principal)
@@ -126,10 +128,11 @@ async def run_turn(
             try:
                 await store.finish_turn(
                     turn_id,
-                    messages=visible.apply(run.new_messages) if run else [],
+                    messages=visible.apply(run.new_messages, finished=error is None) if run else [],
                     tool_runs=run.tool_runs if run else [],
                     usage=run.usage if run else Usage(),
                     finish_reason=finish_reason,
+                    duration_ms=(time.perf_counter() - started) * 1000,
                     error=error,
                 )
             except NotFound:
@@ -154,9 +157,15 @@ class _VisibleText:
         elif self.segments[-1]:
             self.segments.append([])
 
-    def apply(self, messages: list[Message]) -> list[Message]:
+    def apply(self, messages: list[Message], *, finished: bool) -> list[Message]:
+        """``messages`` with their text replaced by what was shown.
+
+        A turn cut short (client gone, upstream failure) has shown text that no finished
+        message holds yet: that partial answer is kept as a last assistant message.
+        """
         texts = ["".join(s) for s in self.segments if s]
         spoken = [m for m in messages if m.role == "assistant" and m.content]
+        partial = texts.pop() if not finished and len(texts) == len(spoken) + 1 else None
         if len(texts) != len(spoken):
             # Middleware merged or dropped whole answers: keep all of what was shown, once.
             log.debug("visible text has %d runs for %d answers", len(texts), len(spoken))
@@ -168,6 +177,8 @@ class _VisibleText:
                 text = replacements[id(message)]
                 message = Message("assistant", text or None, message.tool_calls)
             out.append(message)
+        if partial:
+            out.append(Message("assistant", partial))
         return out
 
 

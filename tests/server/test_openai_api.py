@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
+import threading
+import time
+from collections.abc import AsyncIterator
 
 import httpx
 import openai
 import pytest
 
 from graft.errors import ModelError, ModelTimeout
+from graft.models.base import ModelRequest, TextChunk
 from graft.testing import FakeModel, call
 
 
@@ -258,3 +264,44 @@ def test_api_keys(serve) -> None:
     good = openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-good", max_retries=0)
     assert good.chat.completions.create(**body).choices[0].message.content == "hi ann"
     assert httpx.get(f"{server.url}/v1/conversations").status_code == 401
+
+
+class _Endless:
+    """A model that streams until it is stopped, and records that it was."""
+
+    id = "test:endless"
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[TextChunk]:
+        try:
+            yield TextChunk("first ")
+            while True:
+                await asyncio.sleep(0.005)
+                yield TextChunk("more ")
+        finally:
+            self.stopped.set()
+
+
+def test_a_client_that_goes_away_stops_the_model_and_the_turn_is_stored_failed(
+    graft_factory, live_server
+) -> None:
+    model = _Endless()
+    server = live_server(graft_factory(model))
+    body = {"model": "default", "messages": [{"role": "user", "content": "go on"}], "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body) as response:
+        lines = response.iter_lines()
+        first = json.loads(next(lines).removeprefix("data: "))
+        assert "more " in "".join(itertools.islice(lines, 20))
+    # The connection is closed mid-stream: graft notices and stops asking the model.
+    assert model.stopped.wait(timeout=10)
+    url = f"{server.url}/v1/conversations/{first['conversation_id']}"
+    deadline = time.monotonic() + 10
+    while (turn := httpx.get(url).json()["turns"][0])["status"] == "running":
+        assert time.monotonic() < deadline, "the turn was never finished"
+        time.sleep(0.02)
+    assert turn["status"] == "failed"
+    assert "cancelled" in turn["error"] or "went away" in turn["error"]
+    # What was streamed before the disconnect is kept.
+    assert httpx.get(url).json()["messages"][-1]["content"].startswith("first more")

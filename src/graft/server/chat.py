@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from graft.errors import PermissionDenied
 from graft.events import ErrorEvent, Event, TurnStarted
@@ -21,6 +21,7 @@ from graft.server.encode import ChunkEncoder, CompletionBuilder
 from graft.server.errors import error_response
 from graft.server.metrics import Metrics
 from graft.server.schemas import ChatCompletionRequest
+from graft.server.sse import EventStream
 
 __all__ = ["router"]
 
@@ -59,9 +60,8 @@ async def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         encoder = ChunkEncoder(body.model, include_usage=include_usage)
-        return StreamingResponse(
+        return EventStream(
             _sse(encoder, [started, first], events, metrics, body.model),
-            media_type="text/event-stream",
             headers={**_SSE_HEADERS, **headers},
         )
     builder = CompletionBuilder(body.model)

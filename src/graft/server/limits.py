@@ -1,8 +1,9 @@
 """Refusing oversized request bodies before they are buffered.
 
 An ASGI middleware, so it sees the body as it arrives: a ``Content-Length`` over the limit
-is refused at once, and a chunked body is counted as it streams in and cut off the moment it
-passes the limit. Either way the answer is 413 with an OpenAI-style error.
+is refused at once (one within it needs no counting: the server reads exactly that many
+bytes), and a chunked body is counted as it streams in and cut off the moment it passes the
+limit. Either way the answer is 413 with an OpenAI-style error.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ class BodySizeLimit:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.max_bytes
+                    length = int(value)
                 except ValueError:
-                    too_big = False
-                if too_big:
+                    break  # the server refuses a malformed length itself
+                if length > self.max_bytes:
                     await self._refuse(send)
-                    return
+                else:
+                    # The server reads exactly this many bytes: nothing left to count.
+                    await self.app(scope, receive, send)
+                return
         received = 0
         started = False
 

@@ -120,9 +120,14 @@ class Store(Protocol):
         tool_runs: list[ToolRun],
         usage: Usage,
         finish_reason: str | None,
+        duration_ms: float,
         error: str | None = None,
     ) -> None:
-        """Store what the turn produced and mark it done (or failed when ``error`` is set)."""
+        """Store what the turn produced and mark it done (or failed when ``error`` is set).
+
+        ``duration_ms`` is how long the turn ran, as its runner measured it. The
+        conversation's ``updated_at`` is when its latest turn began.
+        """
         ...
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:

@@ -107,6 +107,7 @@ class MemoryStore:
         tool_runs: list[ToolRun],
         usage: Usage,
         finish_reason: str | None,
+        duration_ms: float,
         error: str | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
@@ -129,8 +130,7 @@ class MemoryStore:
         turn.error = error
         turn.usage = Usage(usage.prompt_tokens, usage.completion_tokens)
         turn.finished_at = now
-        turn.duration_ms = (now - turn.started_at).total_seconds() * 1000
-        conv.info.updated_at = now
+        turn.duration_ms = duration_ms
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
         """Every message of the principal's conversation, oldest first.

@@ -121,27 +121,24 @@ _TOUCH_CONVERSATION = (
     .values(updated_at=bindparam("b_now"))
 )
 _TOUCH_AND_TITLE_CONVERSATION = _TOUCH_CONVERSATION.values(title=bindparam("b_title"))
-# Lock the conversation before the turn, in the order delete_conversation takes them (its
-# cascade reaches the turn last); the other order deadlocks on PostgreSQL when a
-# conversation is deleted while its turn finishes.
-_TOUCH_TURNS_CONVERSATION = (
-    update(t_conversations)
+# finish_turn locks the conversation before the turn, in the order delete_conversation takes
+# them (its cascade reaches the turn last); the other order deadlocks on PostgreSQL when a
+# conversation is deleted while its turn finishes. KEY SHARE is enough to hold off the
+# delete, and it writes nothing (on SQLite, where one writer excludes the rest, the select
+# is just a read).
+_LOCK_TURNS_CONVERSATION = (
+    select(t_conversations.c.id)
     .where(
         t_conversations.c.id
         == select(t_turns.c.conversation_id)
         .where(t_turns.c.id == bindparam("b_tid"))
         .scalar_subquery()
     )
-    .values(updated_at=bindparam("b_now"))
-)
-_LOCK_TURN = (
-    select(t_turns.c.conversation_id, t_turns.c.status, t_turns.c.started_at)
-    .where(t_turns.c.id == bindparam("b_tid"))
-    .with_for_update()
+    .with_for_update(key_share=True)
 )
 _FINISH_TURN = (
     update(t_turns)
-    .where(t_turns.c.id == bindparam("b_tid"))
+    .where((t_turns.c.id == bindparam("b_tid")) & (t_turns.c.status == "running"))
     .values(
         status=bindparam("b_status"),
         finish_reason=bindparam("b_finish_reason"),
@@ -341,6 +338,7 @@ class SQLStore:
         tool_runs: list[ToolRun],
         usage: Usage,
         finish_reason: str | None,
+        duration_ms: float,
         error: str | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
@@ -351,6 +349,7 @@ class SQLStore:
             tool_runs: Server-side tool executions, in order.
             usage: Tokens used by the whole turn.
             finish_reason: The model's last finish reason, if any.
+            duration_ms: How long the turn ran, as its runner measured it.
             error: Why the turn failed; ``None`` for a turn that succeeded.
 
         Raises:
@@ -374,19 +373,9 @@ class SQLStore:
 
         def work(conn: Connection) -> None:
             now = datetime.now(UTC)
-            # The conversation first, then the turn: see _TOUCH_TURNS_CONVERSATION.
-            bumped = conn.execute(_TOUCH_TURNS_CONVERSATION, {"b_tid": turn_id, "b_now": now})
-            row = conn.execute(_LOCK_TURN, {"b_tid": turn_id}).one_or_none()
-            if bumped.rowcount == 0 or row is None or row.status != "running":
-                raise NotFound(f"no running turn {turn_id!r}", code="turn_not_found")
-            cid: str = row.conversation_id
-            _insert_messages(conn, cid, turn_id, rows, now)
-            if runs:
-                for run in runs:
-                    run["conversation_id"] = cid
-                    run["created_at"] = now
-                conn.execute(_INSERT_TOOL_RUNS, runs)
-            conn.execute(
+            # The conversation first, then the turn: see _LOCK_TURNS_CONVERSATION.
+            cid = conn.execute(_LOCK_TURNS_CONVERSATION, {"b_tid": turn_id}).scalar()
+            finished = conn.execute(
                 _FINISH_TURN,
                 {
                     "b_tid": turn_id,
@@ -396,9 +385,17 @@ class SQLStore:
                     "b_prompt_tokens": usage.prompt_tokens,
                     "b_completion_tokens": usage.completion_tokens,
                     "b_now": now,
-                    "b_duration_ms": (now - row.started_at).total_seconds() * 1000,
+                    "b_duration_ms": duration_ms,
                 },
             )
+            if cid is None or finished.rowcount != 1:
+                raise NotFound(f"no running turn {turn_id!r}", code="turn_not_found")
+            _insert_messages(conn, cid, turn_id, rows, now)
+            if runs:
+                for run in runs:
+                    run["conversation_id"] = cid
+                    run["created_at"] = now
+                conn.execute(_INSERT_TOOL_RUNS, runs)
 
         await self._write(work)
 
