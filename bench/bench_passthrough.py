@@ -568,18 +568,21 @@ def verdicts(
     name = f"graft[{store}]"
     low, high = min(args.concurrency), max(args.concurrency)
     out = []
-    worst_added = max(
-        (a["added_p50_ms"] for a in added if a["target"] == name and a["concurrency"] == low),
-        default=None,
-    )
-    if worst_added is not None:
-        out.append(
-            {
-                "target": f"added p50 <= {TARGET_ADDED_P50_MS} ms at {low} in flight",
-                "measured": f"{worst_added:.2f} ms (worse of plain and stream)",
-                "pass": worst_added <= TARGET_ADDED_P50_MS,
-            }
-        )
+    mine = {a["mode"]: a for a in added if a["target"] == name and a["concurrency"] == low}
+    latencies = [
+        ("non-streamed, whole response", mine.get("plain", {}).get("added_p50_ms")),
+        ("streamed, first content chunk", mine.get("stream", {}).get("added_ttfc_p50_ms")),
+        ("streamed, last byte", mine.get("stream", {}).get("added_p50_ms")),
+    ]
+    for what, value in latencies:
+        if value is not None:
+            out.append(
+                {
+                    "target": f"added p50 <= {TARGET_ADDED_P50_MS} ms at {low} in flight",
+                    "measured": f"{value:.2f} ms ({what})",
+                    "pass": value <= TARGET_ADDED_P50_MS,
+                }
+            )
     plain = [
         c["rps"]
         for c in cells

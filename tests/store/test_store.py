@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sqlite3
 import sys
 import threading
 import time
@@ -34,6 +35,7 @@ from graft.context import Principal
 from graft.errors import ConfigError, ConversationNotFound, InvalidRequest, NotFound
 from graft.messages import Message, ToolCall, Usage
 from graft.store import Store, ToolRun, open_store
+from graft.store import sql as sql_mod
 from graft.store import sqlite as sqlite_mod
 from graft.store.memory import MemoryStore
 from graft.store.sql import SQLStore, metadata, t_conversations, t_messages, t_tool_runs, t_turns
@@ -653,18 +655,116 @@ async def test_migrations_match_the_tables_and_reopen_cleanly(sql_url: str) -> N
         await again.close()
 
 
-async def test_database_work_runs_off_the_event_loop_thread(sql_store: SQLStore) -> None:
-    threads: set[int] = set()
+async def test_database_work_that_can_wait_runs_off_the_event_loop(
+    sql_store: SQLStore, sql_url: str
+) -> None:
+    threads: dict[str, set[int]] = {}
+    doing = "small writes"
 
     def record(conn: Connection) -> None:
-        threads.add(threading.get_ident())
+        threads.setdefault(doing, set()).add(threading.get_ident())
 
     event.listen(sql_store.engine, "begin", record)
     cid, tid = await new_conversation(sql_store)
-    await finish(sql_store, tid)
-    await sql_store.load_history(cid, ALICE)
-    assert threads
-    assert threading.get_ident() not in threads
+    doing = "large writes"
+    big = "x" * (sqlite_mod.INLINE_MAX_BYTES + 1)
+    await finish(sql_store, tid, big)
+    doing = "reads"
+    assert (await sql_store.load_history(cid, ALICE))[-1].content == big
+    loop_thread = threading.get_ident()
+    assert loop_thread not in threads["reads"] | threads["large writes"]
+    # PostgreSQL is reached over the network: always from worker threads. A small SQLite
+    # write that finds the writer idle runs at once on the loop (it never waits there).
+    assert (loop_thread in threads["small writes"]) == sql_url.startswith("sqlite")
+
+
+def test_sqlite_write_inline_limit_counts_what_is_stored() -> None:
+    assert sqlite_mod.INLINE_MAX_BYTES >= 16 * 1024  # a typical turn fits
+    assert (
+        sql_mod._payload_size(
+            [{"content": "abc", "tool_calls": None}, {"content": None, "tool_calls": "[1]"}]
+        )
+        == 6
+    )
+
+
+async def test_sqlite_write_never_waits_for_another_process_on_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    # Another process holds SQLite's write lock: a write must wait for it in the writer's
+    # thread (with the busy timeout), while the event loop keeps serving everything else.
+    path = tmp_path / "graft.db"
+    store = SQLStore(f"sqlite:///{path}")
+    await store.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    writers: set[int] = set()
+
+    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            writers.add(threading.get_ident())
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        async with anyio.create_task_group() as tg:
+            done = anyio.Event()
+
+            async def write() -> None:
+                await new_conversation(store, text="waited for the lock")
+                done.set()
+
+            tg.start_soon(write)
+            ticks = 0
+            for _ in range(20):  # the loop is not blocked while the write waits
+                await anyio.sleep(0.01)
+                ticks += 1
+            assert ticks == 20 and not done.is_set()
+            other.execute("COMMIT")
+            with anyio.fail_after(10):
+                await done.wait()
+        [info] = await store.list_conversations(ALICE)
+        assert info.title == "waited for the lock"
+        assert threading.get_ident() not in writers
+        # Once the lock is free, small writes run inline again.
+        writers.clear()
+        await new_conversation(store, text="inline again")
+        assert writers == {threading.get_ident()}
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_sqlite_wal_is_checkpointed_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer's connection never checkpoints on commit (that would sync the file to disk
+    # on the event loop); the writer starts checkpoints in a thread of their own instead.
+    monkeypatch.setattr(sqlite_mod, "CHECKPOINT_EVERY", 4)
+    checkpoints: list[int] = []
+    original = sqlite_mod.SQLiteWriter._run_checkpoint
+
+    def spy(self: sqlite_mod.SQLiteWriter) -> None:
+        checkpoints.append(threading.get_ident())
+        original(self)
+
+    monkeypatch.setattr(sqlite_mod.SQLiteWriter, "_run_checkpoint", spy)
+    path = tmp_path / "graft.db"
+    store = SQLStore(f"sqlite:///{path}")
+    await store.start()
+    try:
+        for i in range(20):
+            _, tid = await new_conversation(store, text=f"q{i}")
+            await finish(store, tid)
+            await anyio.sleep(0.01)  # a checkpoint in flight is not started twice
+        assert len(checkpoints) >= 3
+        assert threading.get_ident() not in checkpoints
+        with sqlite3.connect(path) as outside:
+            busy, wal_frames, checkpointed = outside.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)"
+            ).fetchone()
+        assert busy == 0 and wal_frames == checkpointed
+    finally:
+        await store.close()
 
 
 def _outside_engine(url: str) -> Engine:
@@ -710,7 +810,12 @@ async def test_begin_turn_is_committed_when_it_returns(sql_store: SQLStore, sql_
         outside.dispose()
 
 
-async def test_a_cancelled_caller_never_cuts_a_write_in_half(sql_store: SQLStore) -> None:
+async def test_a_cancelled_caller_never_cuts_a_write_in_half(
+    sql_store: SQLStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writes that run in a thread (all of PostgreSQL's; SQLite's queued ones) can be
+    # cancelled while they run; a SQLite write run inline cannot be interrupted at all.
+    monkeypatch.setattr(sql_mod, "INLINE_MAX_BYTES", -1)
     # Cancelled before it starts, a write does nothing.
     with anyio.CancelScope() as before:
         before.cancel()
@@ -737,13 +842,16 @@ async def test_a_cancelled_caller_never_cuts_a_write_in_half(sql_store: SQLStore
     assert turn.status == "running"
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline-when-idle", "all-queued"])
 async def test_sqlite_writes_queue_for_one_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline: bool
 ) -> None:
     # Without a busy timeout SQLite refuses a second writer at once ("database is locked"),
     # so 50 concurrent turns only all succeed if the store never has two write
     # transactions open at the same time: its writes wait in line in Python.
     monkeypatch.setattr(sqlite_mod, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    if not inline:
+        monkeypatch.setattr(sql_mod, "INLINE_MAX_BYTES", -1)
     store = SQLStore(f"sqlite:///{tmp_path / 'graft.db'}")
     writers: set[int] = set()
     readers: set[int] = set()
@@ -752,7 +860,7 @@ async def test_sqlite_writes_queue_for_one_writer(
         verb = statement.lstrip().split(None, 1)[0].upper()
         if verb in ("INSERT", "UPDATE", "DELETE"):
             writers.add(threading.get_ident())
-        elif verb == "SELECT":
+        elif verb == "SELECT" and "JOIN" in statement:  # load_history, not a write's lock
             readers.add(threading.get_ident())
 
     event.listen(store.engine, "before_cursor_execute", record)
@@ -792,10 +900,14 @@ async def test_sqlite_writes_queue_for_one_writer(
             ]
             _, _, turns = await store.get_conversation(info.id, ALICE)
             assert [t.status for t in turns] == ["done", "done"]
-        # Every write ran on one thread (the writer), none on the event loop; reads ran
-        # in worker threads beside it.
-        assert len(writers) == 1
-        assert threading.get_ident() not in writers | readers
+        # Every write ran on the event loop (small ones, when the writer was idle) or on one
+        # writer thread; reads ran in worker threads beside them.
+        loop_thread = threading.get_ident()
+        if inline:
+            assert loop_thread in writers and len(writers - {loop_thread}) <= 1
+        else:
+            assert len(writers) == 1 and loop_thread not in writers
+        assert loop_thread not in readers
         assert readers - writers
     finally:
         await store.close()
@@ -803,12 +915,13 @@ async def test_sqlite_writes_queue_for_one_writer(
 
 @pytest.mark.parametrize("first_commit_fails", [False, True], ids=["commits", "commit-fails"])
 async def test_sqlite_writes_committed_together_keep_each_callers_outcome(
-    tmp_path: Path, first_commit_fails: bool
+    tmp_path: Path, first_commit_fails: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Writes that queue up while the writer is busy share one transaction, a savepoint each.
     # Every caller must still get exactly what a transaction of its own would give: its
     # result, or its error with nothing of it stored. If the shared commit fails, each
     # write is run again alone.
+    monkeypatch.setattr(sql_mod, "INLINE_MAX_BYTES", -1)  # every write through the queue
     store = SQLStore(f"sqlite:///{tmp_path / 'graft.db'}")
     await store.start()
     try:

@@ -16,17 +16,18 @@ transaction (SQLAlchemy's SQLite recipe, done in the dialect, ``GraftSQLiteDiale
 in an event listener, which would cost every statement an event dispatch).
 
 SQLite lets one connection write at a time, so all of a store's write transactions go to one
-writer: a thread that owns one connection and runs them in arrival order (``SQLiteWriter``), each
-starting with ``BEGIN IMMEDIATE``. Concurrent writers then wait in line in Python, where
-waiting costs nothing, instead of each holding a worker thread and a connection while it
-sleeps and polls in SQLite's busy handler for the write lock (at 50 concurrent turns that
-was most of the process's time, and a p99 above a second); and writes that queued up while
-the writer was busy share one commit, with a savepoint each so that every caller still gets
-the outcome of its own transaction. A write returns only once it is committed, so the
-user's message is stored before the model is called. The busy timeout remains for writers in
-other processes. Reads run in worker threads on pooled connections beside the writer: WAL
-readers neither wait for the writer nor block it. An in-memory database exists once per
-connection, so there every transaction goes through the writer.
+writer (``SQLiteWriter``), each starting with ``BEGIN IMMEDIATE``. Concurrent writers then
+wait in line in Python, where waiting costs nothing, instead of each holding a worker thread
+and a connection while it sleeps and polls in SQLite's busy handler for the write lock (at
+50 concurrent turns that was most of the process's time, and a p99 above a second). A small
+write that finds the writer idle runs at once on the event loop (cheaper than two thread
+wake-ups, and never waiting: if another process holds the lock it is queued instead); the
+others run in arrival order in the writer's thread, where writes that queued up together
+share one commit, with a savepoint each so that every caller still gets the outcome of its
+own transaction. A write returns only once it is committed, so the user's message is stored
+before the model is called. Reads run in worker threads on pooled connections beside the
+writer: WAL readers neither wait for the writer nor block it. An in-memory database exists
+once per connection, so there every transaction goes through the writer.
 
 PostgreSQL is reached with ``postgresql://`` URLs through psycopg 3 (the ``postgres``
 extra). Its transactions run in worker threads, at most ``POOL_SIZE`` at once (a limiter of
@@ -81,7 +82,7 @@ from graft.store.base import (
     make_title,
 )
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
-from graft.store.sqlite import SQLiteWriter, on_sqlite_connect
+from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
 
 __all__ = ["SQLStore", "metadata", "t_conversations", "t_messages", "t_tool_runs", "t_turns"]
 
@@ -228,7 +229,9 @@ class SQLStore:
             )
         if self._sqlite:
             event.listen(self._engine, "connect", on_sqlite_connect)
-        self._writer = SQLiteWriter(self._engine) if self._sqlite else None
+        self._writer = (
+            SQLiteWriter(self._engine, checkpoint=not self._memory) if self._sqlite else None
+        )
         self._limiter: anyio.CapacityLimiter | None = None
 
     @property
@@ -328,7 +331,7 @@ class SQLStore:
             _insert_messages(conn, cid, tid, rows, now)
             return cid, tid
 
-        return await self._write(work)
+        return await self._write(work, size=_payload_size(rows))
 
     async def finish_turn(
         self,
@@ -397,7 +400,8 @@ class SQLStore:
                     run["created_at"] = now
                 conn.execute(_INSERT_TOOL_RUNS, runs)
 
-        await self._write(work)
+        size = _payload_size(rows) + sum(len(r.arguments) + len(r.result) for r in tool_runs)
+        await self._write(work, size=size)
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
         """Every message of the principal's conversation, oldest first.
@@ -478,10 +482,16 @@ class SQLStore:
 
         await self._write(work)
 
-    async def _write(self, fn: Callable[[Connection], T], *, alone: bool = False) -> T:
-        """Run ``fn`` in a write transaction: SQLite's writer, or a worker thread."""
+    async def _write(
+        self, fn: Callable[[Connection], T], *, alone: bool = False, size: int = 0
+    ) -> T:
+        """Run ``fn`` in a write transaction: SQLite's writer, or a worker thread.
+
+        ``size`` is about how many characters the transaction stores: SQLite's writer runs
+        small ones at once on the event loop when it is idle (see ``SQLiteWriter``).
+        """
         if self._writer is not None:
-            return await self._writer.run(fn, alone=alone)
+            return await self._writer.run(fn, alone=alone, inline=size <= INLINE_MAX_BYTES)
         return await self._in_thread(fn)
 
     async def _read(self, fn: Callable[[Connection], T]) -> T:
@@ -567,6 +577,11 @@ def _insert_messages(
         row["turn_id"] = tid
         row["created_at"] = now
     conn.execute(_INSERT_MESSAGES, rows)
+
+
+def _payload_size(rows: list[dict[str, Any]]) -> int:
+    """About how many characters storing these message rows writes."""
+    return sum(len(r["content"] or "") + len(r["tool_calls"] or "") for r in rows)
 
 
 def _dump_calls(calls: list[ToolCall]) -> str | None:

@@ -1,18 +1,30 @@
-"""SQLite specifics of the SQL store: one writer thread, the dialect, connection pragmas.
+"""SQLite specifics of the SQL store: one writer, the dialect, connection pragmas.
 
 SQLite lets one writer in at a time. Worker threads racing for that lock sleep and poll in
 SQLite's busy handler (the benchmark found 50 concurrent turns spending most of their time
 there, with a p99 over a second), so every write transaction of a store goes through one
-``SQLiteWriter`` thread that owns one connection and runs jobs in arrival order, committing
-jobs that queued up together. Reads keep using pooled connections (WAL lets them run beside
-the writer).
+``SQLiteWriter`` that owns one connection.
+
+A small write with nothing queued before it runs at once on the event loop: a turn's
+transactions take a tenth of a millisecond or two, less than handing them to a thread and
+back (on the two-core VM graft is benchmarked on, those two thread wake-ups cost more than
+the transaction, and made half of what storing a turn cost). It never waits there: the
+connection's busy timeout is zero, so if another process holds the write lock, the write
+goes to the queue instead, and the connection does not checkpoint the WAL on commit (a
+checkpoint syncs the file to disk); the writer starts a checkpoint in a worker thread every
+``CHECKPOINT_EVERY`` transactions. Everything else (large writes, migrations, writes that
+arrive while others wait) goes to the writer's thread, which runs them in arrival order with
+the busy timeout, committing jobs that queued up together. Reads keep using pooled
+connections in worker threads (WAL lets them run beside the writer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
@@ -26,9 +38,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import registry
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import PoolProxiedConnection
 
 __all__ = [
+    "CHECKPOINT_EVERY",
+    "INLINE_MAX_BYTES",
     "SQLITE_BUSY_TIMEOUT_MS",
     "GraftSQLiteDialect",
     "SQLiteWriter",
@@ -37,6 +52,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 """How long SQLite waits for a writer of another process before "database is locked"."""
@@ -44,46 +60,82 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITER_BATCH = 64
 """At most this many queued SQLite write transactions are committed together."""
 
+INLINE_MAX_BYTES = 64 * 1024
+"""Writes whose payload is larger than this always go to the writer's thread."""
+
+CHECKPOINT_EVERY = 256
+"""The writer checkpoints the WAL (in a worker thread) after this many transactions."""
+
 _WRITER = "graft_writer"
 """Marks the writer's connection (in its pool record's ``info``)."""
 
 
 class SQLiteWriter:
-    """One thread with one connection that runs a SQLite store's write transactions.
+    """One connection, used by one writer at a time, for a SQLite store's write transactions.
 
-    Jobs are queued from asyncio event loops and run in arrival order; each caller's future
-    is settled on its own loop once the job's transaction is over. A job alone in the queue
-    gets a ``BEGIN IMMEDIATE`` transaction of its own. Jobs that queued up while the writer
-    was busy (up to ``WRITER_BATCH``) are committed together, in one transaction with a
-    savepoint per job: a job that raises rolls back to its savepoint (nothing of it is
+    ``run`` runs a small job at once on the calling event loop when nothing else is queued
+    and the database is not locked by another process (see the module docstring); any other
+    job is queued for the writer's thread, which runs jobs in arrival order and settles each
+    caller's future on its own loop once the job's transaction is over. A job alone in the
+    queue gets a ``BEGIN IMMEDIATE`` transaction of its own. Jobs that queued up while the
+    writer was busy (up to ``WRITER_BATCH``) are committed together, in one transaction with
+    a savepoint per job: a job that raises rolls back to its savepoint (nothing of it is
     stored) and its caller gets the exception, while the jobs around it commit, exactly as
     if each had had its own transaction, run in the same order. One commit instead of many
     is what makes it worth it: a commit writes the changed pages to the WAL. If the shared
     transaction itself fails (its commit, or an error that ended it under a savepoint),
     nothing of it is stored and each of its jobs runs again alone, so every caller still
-    gets what its own transaction gives. The thread starts with the first job and ends at
-    ``stop()``; a later job starts a new one.
+    gets what its own transaction gives. The thread starts with the first queued job and
+    ends at ``stop()``; a later job starts a new one.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, checkpoint: bool = True) -> None:
+        """Prepare the writer; it connects on its first job.
+
+        Args:
+            engine: The store's engine (a SQLite one, with ``on_sqlite_connect``).
+            checkpoint: Checkpoint the WAL in the background (off for in-memory databases).
+        """
         self._engine = engine
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._conn: Connection | None = None
+        # Held by whoever uses the connection: a job run inline, or the thread's round.
+        self._using = threading.Lock()
+        self._queued = 0  # jobs queued or running in the thread (changed under _lock)
+        self._checkpoint = checkpoint
+        self._since_checkpoint = 0
+        self._checkpointing = False
 
-    async def run(self, fn: Callable[[Connection], T], *, alone: bool = False) -> T:
-        """Queue ``fn`` and wait until its transaction is over.
+    async def run(
+        self, fn: Callable[[Connection], T], *, alone: bool = False, inline: bool = True
+    ) -> T:
+        """Run ``fn`` in a write transaction; return once the transaction is over.
 
         Args:
             fn: The transaction's work.
-            alone: Never share a transaction with other jobs (for migrations).
+            alone: Never share a transaction with other jobs (for migrations); implies a
+                run in the writer's thread.
+            inline: Whether ``fn`` is small enough to run on the event loop when the
+                writer is idle.
 
-        Like ``anyio.to_thread.run_sync``, a caller cancelled before the call queues nothing,
+        Like ``anyio.to_thread.run_sync``, a caller cancelled before the call runs nothing,
         and one cancelled after still waits for its job, so a transaction never outlives the
         call that asked for it.
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
+        if inline and not alone and not self._queued and self._using.acquire(blocking=False):
+            try:
+                outcome = self._inline(fn)
+            finally:
+                self._using.release()
+            if outcome is not None:
+                self._committed()
+                if outcome.error is not None:
+                    raise outcome.error
+                result: T = outcome.result
+                return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._lock:
@@ -92,6 +144,7 @@ class SQLiteWriter:
                     target=self._main, name="graft-sqlite-writer", daemon=True
                 )
                 self._thread.start()
+            self._queued += 1
             self._jobs.put(_Job(fn, loop, future, alone))
         with anyio.CancelScope(shield=True):
             result = await future
@@ -105,6 +158,28 @@ class SQLiteWriter:
                 self._jobs.put(None)
         if thread is not None:
             await anyio.to_thread.run_sync(thread.join)
+        with self._using:
+            self._disconnect()
+
+    def _inline(self, fn: Callable[[Connection], T]) -> _Outcome | None:
+        """Run ``fn`` now, or return ``None`` if another process holds the write lock."""
+        conn = self._connection()
+        try:
+            transaction = conn.begin()
+        except OperationalError as exc:
+            if _is_busy(exc):
+                return None  # queue it: the thread waits for the lock, the loop must not
+            self._disconnect()
+            return _Outcome(None, exc)
+        except BaseException as exc:  # noqa: BLE001 - the caller gets it
+            self._disconnect()
+            return _Outcome(None, exc)
+        try:
+            with transaction:
+                return _Outcome(fn(conn), None)
+        except BaseException as exc:  # noqa: BLE001 - the caller gets it
+            self._disconnect()
+            return _Outcome(None, exc)
 
     def _main(self) -> None:
         held: list[_Job | None] = []  # taken from the queue, for the next round
@@ -120,9 +195,19 @@ class SQLiteWriter:
                         held.append(more)
                         break
                     batch.append(more)
-                _deliver(batch, self._together(batch) if batch[1:] else [self._alone(job)])
+                with self._using:
+                    self._wait_for_lock(True)
+                    try:
+                        outcomes = self._together(batch) if batch[1:] else [self._alone(job)]
+                    finally:
+                        self._wait_for_lock(False)
+                with self._lock:
+                    self._queued -= len(batch)
+                _deliver(batch, outcomes)
+                self._committed()
         finally:
-            self._disconnect()
+            with self._using:
+                self._disconnect()
 
     def _alone(self, job: _Job) -> _Outcome:
         try:
@@ -157,8 +242,35 @@ class SQLiteWriter:
         if self._conn is None:
             conn = self._engine.connect()
             conn.connection.info[_WRITER] = True  # see GraftSQLiteDialect.do_begin
+            # Never wait for the lock on the event loop, never checkpoint on commit.
+            _pragma(conn, "busy_timeout=0")
+            _pragma(conn, "wal_autocheckpoint=0")
             self._conn = conn
         return self._conn
+
+    def _wait_for_lock(self, wait: bool) -> None:
+        """In the thread, wait for other processes' write locks as every connection does."""
+        with contextlib.suppress(Exception):  # a broken connection fails the job instead
+            _pragma(self._connection(), f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
+
+    def _committed(self) -> None:
+        """Count a transaction; start a WAL checkpoint in a worker thread when it is time."""
+        self._since_checkpoint += 1
+        if not self._checkpoint or self._checkpointing or self._since_checkpoint < CHECKPOINT_EVERY:
+            return
+        self._since_checkpoint = 0
+        self._checkpointing = True
+        threading.Thread(target=self._run_checkpoint, name="graft-sqlite-checkpoint").start()
+
+    def _run_checkpoint(self) -> None:
+        """Copy the WAL's pages into the database file, beside the writer (PASSIVE)."""
+        try:
+            with self._engine.connect() as conn:
+                _pragma(conn, "wal_checkpoint(PASSIVE)")
+        except Exception:
+            log.warning("SQLite WAL checkpoint failed; the next one retries", exc_info=True)
+        finally:
+            self._checkpointing = False
 
     def _disconnect(self) -> None:
         """Give the connection back to the pool, which rolls back what it may still hold.
@@ -173,7 +285,25 @@ class SQLiteWriter:
         with contextlib.suppress(Exception):
             if not conn.invalidated:
                 conn.connection.info.pop(_WRITER, None)  # readers may take it now
+                _pragma(conn, f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                _pragma(conn, "wal_autocheckpoint=1000")
             conn.close()
+
+
+def _pragma(conn: Connection, pragma: str) -> None:
+    """Run a PRAGMA on the driver connection (no transaction is begun for it)."""
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA {pragma}")
+        cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds the lock."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc.orig)
 
 
 class _Job:
