@@ -87,7 +87,8 @@ async def _sse(
     try:
         for event in head:
             metrics.observe(assistant, event)
-            yield encoder.encode(event)
+        # The events that were ready before the response started go out in one write.
+        yield b"".join(encoder.encode(event) for event in head)
         async for event in events:
             metrics.observe(assistant, event)
             data = encoder.encode(event)
