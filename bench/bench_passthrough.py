@@ -1,7 +1,7 @@
 """Pass-through benchmark: what graft adds in front of an OpenAI-compatible upstream.
 
-    python bench/bench_passthrough.py            # about 2.5 minutes; needs `wrk` (apt)
-    python bench/bench_passthrough.py --quick    # 2-second runs, one store: a smoke test
+    python bench/bench_passthrough.py            # about 7 minutes; needs `wrk` (apt)
+    python bench/bench_passthrough.py --quick    # 2-second runs, one store, one round
     python bench/bench_passthrough.py --profile  # then py-spy samples (pip install py-spy)
 
 It starts a fake upstream (``bench/fake_upstream.py``) and one ``graft serve`` process per
@@ -23,7 +23,10 @@ graft with each store.
 - a second streaming run at 1 in flight with ``--long-chunks`` content chunks per answer
   separates the marginal cost of one chunk from the fixed cost of a stream (the slope).
 
-Graft's ADDED latency is graft p50 − direct p50 from runs of the same cell of the same run.
+Every cell is measured three times (``--rounds``), the rounds interleaved, and each figure
+is the median of its rounds: the machine is shared, and a neighbour's burst of work then
+moves one round, not the result. Graft's ADDED latency is graft p50 − direct p50 from the
+same cell of the same run.
 The table is printed and everything goes to ``bench/results/passthrough.json``.
 ``--profile`` then samples graft with py-spy (``pip install py-spy``) during extra runs,
 which are not used for the table, and writes the hottest functions.
@@ -48,6 +51,7 @@ import platform
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -167,6 +171,7 @@ class Bench:
     workdir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     cells: list[dict[str, Any]] = field(default_factory=list)
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
     # -- processes -------------------------------------------------------------------------
 
@@ -367,32 +372,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for stream in (False, True):
                     body = request_body(target.model, stream=stream, chunks=args.chunks)
                     bench.wrk(target, body, max(args.concurrency), args.warmup)
-            for stream in (False, True):
-                for connections in args.concurrency:
-                    for target in targets:
+            # Every cell is measured `rounds` times, the rounds interleaved, and the median
+            # of each figure kept: the machine is shared, and a neighbour's burst of work
+            # then moves one round of a cell, not the result.
+            raw: list[dict[str, Any]] = []
+            for round_ in range(args.rounds):
+                for stream in (False, True):
+                    for connections in args.concurrency:
+                        for target in targets:
+                            cell = bench.measure(
+                                target,
+                                stream=stream,
+                                connections=connections,
+                                chunks=args.chunks,
+                                probe=stream,
+                            )
+                            raw.append(cell | {"round": round_})
+                            log(short(cell))
+                if args.long_chunks:
+                    # The same streams with longer answers: the slope is the cost of one
+                    # chunk. One in flight, where the per-request costs are steadiest.
+                    for target in targets[1:]:
                         cell = bench.measure(
                             target,
-                            stream=stream,
-                            connections=connections,
-                            chunks=args.chunks,
-                            probe=stream,
+                            stream=True,
+                            connections=min(args.concurrency),
+                            chunks=args.long_chunks,
+                            probe=False,
                         )
-                        bench.cells.append(cell)
+                        raw.append(cell | {"round": round_})
                         log(short(cell))
-            if args.long_chunks:
-                # The same streams with longer answers: the slope is the cost of one chunk.
-                # One in flight, where the per-request costs are steadiest (at 50 they swing
-                # with the pool and the database's lock waits from run to run).
-                for target in targets[1:]:
-                    cell = bench.measure(
-                        target,
-                        stream=True,
-                        connections=min(args.concurrency),
-                        chunks=args.long_chunks,
-                        probe=False,
-                    )
-                    bench.cells.append(cell)
-                    log(short(cell))
+            bench.cells = median_cells(raw)
+            bench.rounds = raw
             grafts = [target for target in targets if target.store is not None]
             profiles = profile(bench, grafts) if args.profile else {}
         finally:
@@ -411,10 +422,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "passthrough",
         "meta": meta(args, time.monotonic() - started, load_before),
         "cells": bench.cells,
+        "rounds": bench.rounds,
         "derived": derive(bench.cells, args),
         "graft_logged_errors": logged,
         "profiles": profiles,
     }
+
+
+def median_cells(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One cell per (target, mode, concurrency, chunks): the median of its rounds' figures."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for cell in raw:
+        key = (cell["target"], cell["mode"], cell["concurrency"], cell["chunks"])
+        groups.setdefault(key, []).append(cell)
+
+    def merge(cells: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in cells[0].items():
+            values = [c[name] for c in cells if name in c]
+            if name == "round":
+                continue
+            numbers = [v for v in values if isinstance(v, int | float)]
+            if isinstance(value, dict):
+                out[name] = merge(values) if name == "probe" else _sum_counts(values)
+            elif isinstance(value, bool) or not numbers:
+                out[name] = value
+            else:
+                out[name] = round(statistics.median(numbers), 4)
+        out["rounds"] = len(cells)
+        return out
+
+    return [merge(cells) for cells in groups.values()]
+
+
+def _sum_counts(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
 def profile(bench: Bench, grafts: list[Target]) -> dict[str, Any]:
@@ -784,6 +830,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="measure every cell this many times, interleaved, and keep the median "
+        "(default 3; 1 with --quick)",
+    )
+    parser.add_argument(
         "--database-url",
         help="measure graft with only this store (e.g. memory://, sqlite:///x.db); "
         "default: the SQLite file in a fresh GRAFT_HOME, then memory://",
@@ -811,8 +864,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.stores = [args.database_url] if args.database_url else ["sqlite", "memory://"]
     if args.quick:
         args.duration, args.warmup, args.probe_duration = 2.0, 1.0, 1.0
+        args.rounds = args.rounds or 1
         args.stores = args.stores[:1]
         args.baseline = False
+    args.rounds = args.rounds or 3
     return args
 
 

@@ -11,8 +11,8 @@ back (on the two-core VM graft is benchmarked on, those two thread wake-ups cost
 the transaction, and made half of what storing a turn cost). It never waits there: the
 connection's busy timeout is zero, so if another process holds the write lock, the write
 goes to the queue instead, and the connection does not checkpoint the WAL on commit (a
-checkpoint syncs the file to disk); the writer starts a checkpoint in a worker thread every
-``CHECKPOINT_EVERY`` transactions. Everything else (large writes, migrations, writes that
+checkpoint syncs the file to disk); every ``CHECKPOINT_EVERY`` transactions the writer's
+thread checkpoints it, between two writes. Everything else (large writes, migrations, writes that
 arrive while others wait) goes to the writer's thread, which runs them in arrival order with
 the busy timeout, committing jobs that queued up together. Reads keep using pooled
 connections in worker threads (WAL lets them run beside the writer).
@@ -64,7 +64,7 @@ INLINE_MAX_BYTES = 64 * 1024
 """Writes whose payload is larger than this always go to the writer's thread."""
 
 CHECKPOINT_EVERY = 256
-"""The writer checkpoints the WAL (in a worker thread) after this many transactions."""
+"""The writer's thread checkpoints the WAL after this many transactions."""
 
 _WRITER = "graft_writer"
 """Marks the writer's connection (in its pool record's ``info``)."""
@@ -106,7 +106,6 @@ class SQLiteWriter:
         self._queued = 0  # jobs queued or running in the thread (changed under _lock)
         self._checkpoint = checkpoint
         self._since_checkpoint = 0
-        self._checkpointing = False
 
     async def run(
         self, fn: Callable[[Connection], T], *, alone: bool = False, inline: bool = True
@@ -138,6 +137,12 @@ class SQLiteWriter:
                 return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        self._enqueue(_Job(fn, loop, future, alone))
+        with anyio.CancelScope(shield=True):
+            result = await future
+        return result
+
+    def _enqueue(self, job: _Job) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -145,10 +150,7 @@ class SQLiteWriter:
                 )
                 self._thread.start()
             self._queued += 1
-            self._jobs.put(_Job(fn, loop, future, alone))
-        with anyio.CancelScope(shield=True):
-            result = await future
-        return result
+            self._jobs.put(job)
 
     async def stop(self) -> None:
         """Let the queued jobs finish, then end the thread and close its connection."""
@@ -196,15 +198,20 @@ class SQLiteWriter:
                         break
                     batch.append(more)
                 with self._using:
-                    self._wait_for_lock(True)
-                    try:
-                        outcomes = self._together(batch) if batch[1:] else [self._alone(job)]
-                    finally:
-                        self._wait_for_lock(False)
+                    if job.fn is _CHECKPOINT:
+                        self._run_checkpoint()
+                        outcomes = [_Outcome(None, None)]
+                    else:
+                        self._wait_for_lock(True)
+                        try:
+                            outcomes = self._together(batch) if batch[1:] else [self._alone(job)]
+                        finally:
+                            self._wait_for_lock(False)
                 with self._lock:
                     self._queued -= len(batch)
                 _deliver(batch, outcomes)
-                self._committed()
+                if job.fn is not _CHECKPOINT:
+                    self._committed()
         finally:
             with self._using:
                 self._disconnect()
@@ -254,23 +261,26 @@ class SQLiteWriter:
             _pragma(self._connection(), f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS if wait else 0}")
 
     def _committed(self) -> None:
-        """Count a transaction; start a WAL checkpoint in a worker thread when it is time."""
+        """Count a transaction; queue a WAL checkpoint for the thread when it is time.
+
+        The checkpoint runs in the writer's thread on the writer's connection, between
+        writes: SQLite starts the WAL over from its beginning only when a write begins
+        after a checkpoint that copied every frame, so a checkpoint running beside the
+        writes (another connection, another thread) would let the WAL grow without end.
+        """
         self._since_checkpoint += 1
-        if not self._checkpoint or self._checkpointing or self._since_checkpoint < CHECKPOINT_EVERY:
+        if not self._checkpoint or self._since_checkpoint < CHECKPOINT_EVERY:
             return
         self._since_checkpoint = 0
-        self._checkpointing = True
-        threading.Thread(target=self._run_checkpoint, name="graft-sqlite-checkpoint").start()
+        self._enqueue(_Job(_CHECKPOINT, None, None, True))
 
     def _run_checkpoint(self) -> None:
-        """Copy the WAL's pages into the database file, beside the writer (PASSIVE)."""
+        """Copy the WAL's frames into the database file (PASSIVE: it never waits)."""
         try:
-            with self._engine.connect() as conn:
-                _pragma(conn, "wal_checkpoint(PASSIVE)")
+            _pragma(self._connection(), "wal_checkpoint(PASSIVE)")
         except Exception:
             log.warning("SQLite WAL checkpoint failed; the next one retries", exc_info=True)
-        finally:
-            self._checkpointing = False
+            self._disconnect()
 
     def _disconnect(self) -> None:
         """Give the connection back to the pool, which rolls back what it may still hold.
@@ -307,21 +317,29 @@ def _is_busy(exc: OperationalError) -> bool:
 
 
 class _Job:
-    """A write transaction waiting for the writer, and where its outcome goes."""
+    """A write transaction waiting for the writer, and where its outcome goes.
+
+    A job without a loop and future is the writer's own (a checkpoint): nobody waits for it.
+    """
 
     __slots__ = ("alone", "fn", "future", "loop")
 
     def __init__(
         self,
         fn: Callable[[Connection], Any],
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
+        loop: asyncio.AbstractEventLoop | None,
+        future: asyncio.Future[Any] | None,
         alone: bool,
     ) -> None:
         self.fn = fn
         self.loop = loop
         self.future = future
         self.alone = alone
+
+
+def _CHECKPOINT(conn: Connection) -> None:  # noqa: N802 - a marker, compared by identity
+    """Marks a checkpoint job (``SQLiteWriter._committed``); never called."""
+    raise AssertionError("a checkpoint job is run by the writer itself")
 
 
 class _Outcome(NamedTuple):
@@ -333,7 +351,8 @@ def _deliver(jobs: list[_Job], outcomes: list[_Outcome]) -> None:
     """Hand each job's outcome to its caller, one wake-up per event loop (from the writer)."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
     for job, outcome in zip(jobs, outcomes, strict=True):
-        by_loop.setdefault(job.loop, []).append((job.future, outcome))
+        if job.loop is not None and job.future is not None:
+            by_loop.setdefault(job.loop, []).append((job.future, outcome))
     for loop, settled in by_loop.items():
         # RuntimeError: that event loop is closed, so nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
