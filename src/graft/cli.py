@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from graft.config import Settings, load_settings
-from graft.errors import GraftError
+from graft.errors import ConfigError, GraftError
 from graft.events import (
     ClientToolCalls,
     ErrorEvent,
@@ -76,10 +76,29 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Interface to bind (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--port", type=int, default=None, help="Port (default 8080).")
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM certificate (chain): serve HTTPS. Needs --ssl-keyfile.",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of the certificate.",
+)
 @click.option("--access-log/--no-access-log", default=True, help="Log every request.")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bool) -> None:
+def serve(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    ssl_certfile: Path | None,
+    ssl_keyfile: Path | None,
+    access_log: bool,
+) -> None:
     """Start the OpenAI-compatible HTTP server."""
     import uvicorn
 
@@ -87,7 +106,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
     from graft.server.gctune import tune_for_serving
 
     try:
-        settings = _settings(ctx, host=host, port=port)
+        settings = _settings(
+            ctx, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
+        )
+        for path in (settings.ssl_certfile, settings.ssl_keyfile):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"TLS file {str(path)!r} does not exist or is not a file")
         graft = Graft(settings)
         graft.check()
         problems = graft.problems()
@@ -95,9 +119,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
         raise click.ClickException(exc.message) from None
     for problem in problems:
         click.secho(f"warning: {problem}", fg="yellow", err=True)
+    scheme = "https" if settings.ssl_certfile else "http"
     click.echo(
         f"graft serving {', '.join(settings.assistant_names())} on "
-        f"http://{settings.host}:{settings.port}/v1 (model {settings.model})",
+        f"{scheme}://{settings.host}:{settings.port}/v1 (model {settings.model})",
         err=True,
     )
     app = create_app(graft)
@@ -106,6 +131,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, access_log: bo
         app,
         host=settings.host,
         port=settings.port,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
         access_log=access_log,
         log_level="info",
         timeout_graceful_shutdown=10,

@@ -18,8 +18,17 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from graft.errors import ConfigError
@@ -146,6 +155,15 @@ class Settings(BaseSettings):
     model: str = Field(default="local:smollm2", description="Model of the default assistant.")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    ssl_certfile: Path | None = Field(
+        default=None, description="PEM certificate (chain): `graft serve` speaks HTTPS."
+    )
+    ssl_keyfile: Path | None = Field(default=None, description="PEM private key of the cert.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (`https://app.example.com`) whose pages may call the API; "
+        "none by default, so browsers refuse cross-origin calls.",
+    )
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     assistants: dict[str, AssistantSettings] = Field(default_factory=dict)
     auth: AuthSettings = Field(default_factory=AuthSettings)
@@ -162,6 +180,29 @@ class Settings(BaseSettings):
     def _model_has_provider(cls, value: str) -> str:
         split_model_id(value)
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if origin == "*" or not (
+                parts.scheme in ("http", "https")
+                and parts.netloc
+                and parts.path in ("", "/")
+                and not (parts.query or parts.fragment)
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin such as https://app.example.com "
+                    "(a scheme and a host, no path; '*' is not accepted)"
+                )
+        return [origin.rstrip("/") for origin in value]
+
+    @model_validator(mode="after")
+    def _tls_needs_both_files(self) -> Settings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("HTTPS needs both ssl_certfile and ssl_keyfile")
+        return self
 
     @classmethod
     def settings_customise_sources(

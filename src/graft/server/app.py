@@ -1,8 +1,9 @@
 """The FastAPI application: routes, error mapping, limits, metrics, lifespan.
 
 ``create_app(graft)`` wraps one ``Graft`` instance; the lifespan starts it (migrations,
-configuration checks) and closes it. ASGI middleware order, outermost first: metrics, then
-the body-size limit, so even refused bodies are counted.
+configuration checks) and closes it. ASGI middleware order, outermost first: metrics,
+security headers, CORS (only with ``cors_origins``), then the body-size limit, so even
+refused bodies are counted and carry the headers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from graft.runtime import Graft
 from graft.server import chat, conversations
 from graft.server.errors import install_error_handlers
+from graft.server.headers import SecurityHeaders, install_cors
 from graft.server.limits import BodySizeLimit
 from graft.server.metrics import Metrics, MetricsMiddleware
 
@@ -65,5 +67,7 @@ def create_app(graft: Graft) -> FastAPI:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     app.add_middleware(BodySizeLimit, max_bytes=graft.settings.limits.max_body_bytes)
+    install_cors(app, graft.settings.cors_origins)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
