@@ -145,6 +145,20 @@ async def new_conversation(
     )
 
 
+async def continue_conversation(
+    store: Store, conversation_id: str, text: str, model: str = "fake:echo"
+) -> str:
+    """Begin a turn of ALICE's with one user message; return the turn id."""
+    _, turn_id = await store.begin_turn(
+        ALICE,
+        assistant="helper",
+        model=model,
+        conversation_id=conversation_id,
+        new_messages=[Message("user", text)],
+    )
+    return turn_id
+
+
 async def finish(store: Store, turn_id: str, reply: str = "hi there") -> None:
     await store.finish_turn(
         turn_id,
@@ -346,13 +360,7 @@ async def test_titles(store: Store) -> None:
         new_messages=[Message("system", "You are terse.")],
     )
     assert (await store.get_conversation(cid, ALICE))[0].title == ""
-    await store.begin_turn(
-        ALICE,
-        assistant="helper",
-        model="fake:echo",
-        conversation_id=cid,
-        new_messages=[Message("user", "now a question")],
-    )
+    await continue_conversation(store, cid, "now a question")
     assert (await store.get_conversation(cid, ALICE))[0].title == "now a question"
 
 
@@ -416,13 +424,7 @@ async def test_list_is_most_recent_first_and_pages(store: Store) -> None:
     await new_conversation(store, BOB, "not alice's")
     await new_conversation(store, ALICE_ELSEWHERE, "not this tenant's")
     # Activity on an old conversation moves it to the top.
-    await store.begin_turn(
-        ALICE,
-        assistant="helper",
-        model="fake:echo",
-        conversation_id=ids[1],
-        new_messages=[Message("user", "back to topic 1")],
-    )
+    await continue_conversation(store, ids[1], "back to topic 1")
     expected = [ids[1], ids[4], ids[3], ids[2], ids[0]]
 
     listed = await store.list_conversations(ALICE)
@@ -447,13 +449,7 @@ async def test_a_new_turn_bumps_the_conversation(store: Store) -> None:
     newer, _ = await new_conversation(store, text="newer")
     await finish(store, first)  # finishing a turn is not new activity: the order stays
     assert [c.id for c in await store.list_conversations(ALICE)] == [newer, older]
-    await store.begin_turn(
-        ALICE,
-        assistant="helper",
-        model="fake:echo",
-        conversation_id=older,
-        new_messages=[Message("user", "back to this one")],
-    )
+    await continue_conversation(store, older, "back to this one")
     assert [c.id for c in await store.list_conversations(ALICE)] == [older, newer]
 
 
@@ -470,13 +466,7 @@ async def test_delete_removes_everything_of_the_conversation(store: Store) -> No
         finish_reason="tool_calls",
         duration_ms=3.0,
     )
-    _, running = await store.begin_turn(
-        ALICE,
-        assistant="helper",
-        model="fake:echo",
-        conversation_id=cid,
-        new_messages=[Message("user", "and now?")],
-    )
+    running = await continue_conversation(store, cid, "and now?")
     kept, kept_turn = await new_conversation(store, text="keep me")
     await finish(store, kept_turn)
     if isinstance(store, SQLStore):
@@ -565,13 +555,7 @@ async def test_concurrent_turns_are_all_stored(store: Store) -> None:
         created.append(cid)
 
     async def shared_turn(i: int) -> None:
-        _, tid = await store.begin_turn(
-            ALICE,
-            assistant="helper",
-            model="fake:echo",
-            conversation_id=shared,
-            new_messages=[Message("user", f"more {i}")],
-        )
+        tid = await continue_conversation(store, shared, f"more {i}")
         await finish(store, tid, f"answer {i}")
 
     async with anyio.create_task_group() as tg:
@@ -796,13 +780,7 @@ async def test_begin_turn_is_committed_when_it_returns(sql_store: SQLStore, sql_
         assert seen(cid, tid) == ("running", ["stored before the model runs"])
         await finish(sql_store, tid, "an answer")
         assert seen(cid, tid) == ("done", ["stored before the model runs", "an answer"])
-        _, again = await sql_store.begin_turn(
-            ALICE,
-            assistant="helper",
-            model="fake:echo",
-            conversation_id=cid,
-            new_messages=[Message("user", "and a follow-up")],
-        )
+        again = await continue_conversation(sql_store, cid, "and a follow-up")
         assert seen(cid, again) == (
             "running",
             ["stored before the model runs", "an answer", "and a follow-up"],
@@ -875,13 +853,7 @@ async def test_sqlite_writes_queue_for_one_writer(
             assert await store.load_history(cid, ALICE) == [Message("user", f"question {i}")]
             await finish(store, tid, f"answer {i}")
             history = await store.load_history(cid, ALICE)
-            _, again = await store.begin_turn(
-                ALICE,
-                assistant="helper",
-                model="fake:echo",
-                conversation_id=cid,
-                new_messages=[Message("user", f"more {i}")],
-            )
+            again = await continue_conversation(store, cid, f"more {i}")
             await finish(store, again, f"more answer {i}")
             assert len(history) == 2
 

@@ -27,6 +27,7 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 """Sent on HTTPS only: a year, this host only (subdomains are the operator's business)."""
+_HTTPS_HEADERS = (*SECURITY_HEADERS, HSTS)
 
 
 class SecurityHeaders:
@@ -40,7 +41,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = (*SECURITY_HEADERS, HSTS) if scope.get("scheme") == "https" else SECURITY_HEADERS
+        extra = _HTTPS_HEADERS if scope.get("scheme") == "https" else SECURITY_HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

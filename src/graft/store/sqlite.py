@@ -165,23 +165,10 @@ class SQLiteWriter:
 
     def _inline(self, fn: Callable[[Connection], T]) -> _Outcome | None:
         """Run ``fn`` now, or return ``None`` if another process holds the write lock."""
-        conn = self._connection()
-        try:
-            transaction = conn.begin()
-        except OperationalError as exc:
-            if _is_busy(exc):
-                return None  # queue it: the thread waits for the lock, the loop must not
-            self._disconnect()
-            return _Outcome(None, exc)
-        except BaseException as exc:  # noqa: BLE001 - the caller gets it
-            self._disconnect()
-            return _Outcome(None, exc)
-        try:
-            with transaction:
-                return _Outcome(fn(conn), None)
-        except BaseException as exc:  # noqa: BLE001 - the caller gets it
-            self._disconnect()
-            return _Outcome(None, exc)
+        outcome = self._transaction(fn)
+        if isinstance(outcome.error, OperationalError) and _is_busy(outcome.error):
+            return None  # queue it: the thread waits for the lock, the loop must not
+        return outcome
 
     def _main(self) -> None:
         held: list[_Job | None] = []  # taken from the queue, for the next round
@@ -198,15 +185,7 @@ class SQLiteWriter:
                         break
                     batch.append(more)
                 with self._using:
-                    if job.fn is _CHECKPOINT:
-                        self._run_checkpoint()
-                        outcomes = [_Outcome(None, None)]
-                    else:
-                        self._wait_for_lock(True)
-                        try:
-                            outcomes = self._together(batch) if batch[1:] else [self._alone(job)]
-                        finally:
-                            self._wait_for_lock(False)
+                    outcomes = self._round(batch)
                 with self._lock:
                     self._queued -= len(batch)
                 _deliver(batch, outcomes)
@@ -216,13 +195,26 @@ class SQLiteWriter:
             with self._using:
                 self._disconnect()
 
-    def _alone(self, job: _Job) -> _Outcome:
+    def _round(self, batch: list[_Job]) -> list[_Outcome]:
+        """Run the jobs taken together from the queue (a checkpoint is always alone)."""
+        if batch[0].fn is _CHECKPOINT:
+            self._run_checkpoint()
+            return [_Outcome(None, None)]
+        self._wait_for_lock(True)
+        try:
+            return self._together(batch) if batch[1:] else [self._transaction(batch[0].fn)]
+        finally:
+            self._wait_for_lock(False)
+
+    def _transaction(self, fn: Callable[[Connection], Any]) -> _Outcome:
+        """Run ``fn`` in a transaction of its own (``BEGIN IMMEDIATE``)."""
         try:
             conn = self._connection()
             with conn.begin():
-                return _Outcome(job.fn(conn), None)
+                return _Outcome(fn(conn), None)
         except BaseException as exc:  # noqa: BLE001 - the caller gets it
-            self._disconnect()
+            if not (isinstance(exc, OperationalError) and _is_busy(exc)):
+                self._disconnect()  # a failed commit can leave the transaction open
             return _Outcome(None, exc)
 
     def _together(self, batch: list[_Job]) -> list[_Outcome]:
@@ -242,7 +234,7 @@ class SQLiteWriter:
                         outcomes.append(_Outcome(result, None))
         except BaseException:  # noqa: BLE001 - each job gets its own outcome below
             self._disconnect()
-            return [self._alone(job) for job in batch]
+            return [self._transaction(job.fn) for job in batch]
         return outcomes
 
     def _connection(self) -> Connection:
