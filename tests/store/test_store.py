@@ -1,22 +1,18 @@
 """One behavioural suite for every Store: in memory, a SQLite file, and a real PostgreSQL.
 
-PostgreSQL is expected at ``postgresql://postgres@127.0.0.1:5432/test`` (override with
-``GRAFT_TEST_POSTGRES_URL``). Each test session creates a throwaway database there and drops
-it at the end; each test starts from an empty schema. If the server is down the PostgreSQL
-tests fail (they never skip): start it with
-``pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start``.
+The backends come from this folder's ``conftest.py`` (which says where PostgreSQL is
+expected and how to start it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,7 +24,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from graft.context import Principal
@@ -39,96 +34,11 @@ from graft.store import sql as sql_mod
 from graft.store import sqlite as sqlite_mod
 from graft.store.memory import MemoryStore
 from graft.store.sql import SQLStore, metadata, t_conversations, t_messages, t_tool_runs, t_turns
-
-# Read at import: the suite's autouse fixture clears GRAFT_* variables before each test.
-POSTGRES_URL = os.environ.get(
-    "GRAFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+from graft.store.sqlite import WRITER_CONNECTION
 
 ALICE = Principal("alice", tenant="acme")
 BOB = Principal("bob", tenant="acme")
 ALICE_ELSEWHERE = Principal("alice", tenant="globex")
-
-POSTGRES = pytest.param("postgresql", marks=pytest.mark.integration)
-
-
-# --- fixtures -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A fresh database on the PostgreSQL server for this session, dropped at the end."""
-    admin = create_engine(
-        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
-    name = f"graft_test_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}\n"
-            f"Start it with: {START_POSTGRES}",
-            pytrace=False,
-        )
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-def _empty_postgres(url: str) -> None:
-    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-            conn.exec_driver_sql("CREATE SCHEMA public")
-    finally:
-        engine.dispose()
-
-
-def _url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if backend == "memory":
-        return "memory://"
-    if backend == "sqlite":
-        # A folder that does not exist yet: the store must create it.
-        return f"sqlite:///{tmp_path / 'data' / 'graft.db'}"
-    url: str = request.getfixturevalue("postgres_database")
-    _empty_postgres(url)
-    return url
-
-
-@pytest.fixture(params=["memory", "sqlite", POSTGRES])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return _url_for(request.param, tmp_path, request)
-
-
-@pytest.fixture(params=["sqlite", POSTGRES])
-def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return _url_for(request.param, tmp_path, request)
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = open_store(store_url)
-    await opened.start()
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-async def sql_store(sql_url: str) -> AsyncIterator[SQLStore]:
-    opened = SQLStore(sql_url)
-    await opened.start()
-    yield opened
-    await opened.close()
-
 
 # --- helpers --------------------------------------------------------------------------------
 
@@ -683,11 +593,11 @@ async def test_sqlite_write_never_waits_for_another_process_on_the_event_loop(
     other = sqlite3.connect(path, isolation_level=None)
     writers: set[int] = set()
 
-    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("INSERT"):
+    def record(conn: Connection) -> None:  # a write transaction commits where it ran
+        if conn.connection.info.get(WRITER_CONNECTION):
             writers.add(threading.get_ident())
 
-    event.listen(store.engine, "before_cursor_execute", record)
+    event.listen(store.engine, "commit", record)
     try:
         other.execute("BEGIN IMMEDIATE")
         async with anyio.create_task_group() as tg:
@@ -835,14 +745,16 @@ async def test_sqlite_writes_queue_for_one_writer(
     writers: set[int] = set()
     readers: set[int] = set()
 
-    def record(conn: Connection, cursor: object, statement: str, *args: object) -> None:
-        verb = statement.lstrip().split(None, 1)[0].upper()
-        if verb in ("INSERT", "UPDATE", "DELETE"):
+    def record_write(conn: Connection) -> None:  # a write transaction commits where it ran
+        if conn.connection.info.get(WRITER_CONNECTION):
             writers.add(threading.get_ident())
-        elif verb == "SELECT" and "JOIN" in statement:  # load_history, not a write's lock
-            readers.add(threading.get_ident())
 
-    event.listen(store.engine, "before_cursor_execute", record)
+    def record_read(conn: Connection, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "JOIN" in statement:
+            readers.add(threading.get_ident())  # load_history
+
+    event.listen(store.engine, "commit", record_write)
+    event.listen(store.engine, "before_cursor_execute", record_read)
     await store.start()
     try:
         with store.engine.connect() as conn:

@@ -81,6 +81,7 @@ from graft.store.base import (
     check_page,
     make_title,
 )
+from graft.store.prepared import Prepared
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
 from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
 
@@ -108,26 +109,70 @@ _OWNED = (
 )
 """The conversation ``b_cid``, if it belongs to ``b_tenant`` and ``b_user``."""
 
-_INSERT_CONVERSATION = insert(t_conversations)
-_INSERT_TURN = insert(t_turns)
-_INSERT_MESSAGES = insert(t_messages)
-_INSERT_TOOL_RUNS = insert(t_tool_runs)
+# The writes of every turn run as ``Prepared`` statements: SQLAlchemy's SQL on the DBAPI
+# cursor (see graft/store/prepared.py for why and what it keeps).
+_INSERT_CONVERSATION = Prepared(
+    insert(t_conversations).inline(),
+    keys=["id", "tenant", "user_id", "assistant", "title", "created_at", "updated_at"],
+)
+_INSERT_TURN = Prepared(
+    insert(t_turns).inline(),
+    keys=[
+        "id",
+        "conversation_id",
+        "status",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "started_at",
+    ],
+)
+_INSERT_MESSAGES = Prepared(
+    insert(t_messages).inline(),
+    keys=[
+        "conversation_id",
+        "turn_id",
+        "role",
+        "content",
+        "tool_calls",
+        "tool_call_id",
+        "name",
+        "created_at",
+    ],
+)
+_INSERT_TOOL_RUNS = Prepared(
+    insert(t_tool_runs).inline(),
+    keys=[
+        "turn_id",
+        "conversation_id",
+        "call_id",
+        "name",
+        "arguments",
+        "result",
+        "is_error",
+        "duration_ms",
+        "created_at",
+    ],
+)
 
 # NO KEY UPDATE holds off a concurrent delete but lets the foreign-key checks of other turns
 # in this conversation through.
-_LOCK_CONVERSATION = select(t_conversations.c.title).where(_OWNED).with_for_update(key_share=True)
-_TOUCH_CONVERSATION = (
+_LOCK_CONVERSATION = Prepared(
+    select(t_conversations.c.title).where(_OWNED).with_for_update(key_share=True)
+)
+_TOUCH = (
     update(t_conversations)
     .where(t_conversations.c.id == bindparam("b_cid"))
     .values(updated_at=bindparam("b_now"))
 )
-_TOUCH_AND_TITLE_CONVERSATION = _TOUCH_CONVERSATION.values(title=bindparam("b_title"))
+_TOUCH_CONVERSATION = Prepared(_TOUCH)
+_TOUCH_AND_TITLE_CONVERSATION = Prepared(_TOUCH.values(title=bindparam("b_title")))
 # finish_turn locks the conversation before the turn, in the order delete_conversation takes
 # them (its cascade reaches the turn last); the other order deadlocks on PostgreSQL when a
 # conversation is deleted while its turn finishes. KEY SHARE is enough to hold off the
 # delete, and it writes nothing (on SQLite, where one writer excludes the rest, the select
 # is just a read).
-_LOCK_TURNS_CONVERSATION = (
+_LOCK_TURNS_CONVERSATION = Prepared(
     select(t_conversations.c.id)
     .where(
         t_conversations.c.id
@@ -137,7 +182,7 @@ _LOCK_TURNS_CONVERSATION = (
     )
     .with_for_update(key_share=True)
 )
-_FINISH_TURN = (
+_FINISH_TURN = Prepared(
     update(t_turns)
     .where((t_turns.c.id == bindparam("b_tid")) & (t_turns.c.status == "running"))
     .values(
@@ -291,8 +336,8 @@ class SQLStore:
             now = datetime.now(UTC)
             if conversation_id is None:
                 cid = new_id("conv")
-                conn.execute(
-                    _INSERT_CONVERSATION,
+                _INSERT_CONVERSATION.execute(
+                    conn,
                     {
                         "id": cid,
                         "tenant": principal.tenant,
@@ -305,19 +350,18 @@ class SQLStore:
                 )
             else:
                 cid = conversation_id
-                row = conn.execute(_LOCK_CONVERSATION, _owner(cid, principal)).one_or_none()
+                row = _LOCK_CONVERSATION.execute(conn, _owner(cid, principal)).fetchone()
                 if row is None:
                     raise _not_found(cid)
-                if not row.title and title:
-                    conn.execute(
-                        _TOUCH_AND_TITLE_CONVERSATION,
-                        {"b_cid": cid, "b_now": now, "b_title": title},
+                if not row[0] and title:  # an untitled conversation gets this turn's title
+                    _TOUCH_AND_TITLE_CONVERSATION.execute(
+                        conn, {"b_cid": cid, "b_now": now, "b_title": title}
                     )
                 else:
-                    conn.execute(_TOUCH_CONVERSATION, {"b_cid": cid, "b_now": now})
+                    _TOUCH_CONVERSATION.execute(conn, {"b_cid": cid, "b_now": now})
             tid = new_id("turn")
-            conn.execute(
-                _INSERT_TURN,
+            _INSERT_TURN.execute(
+                conn,
                 {
                     "id": tid,
                     "conversation_id": cid,
@@ -377,9 +421,9 @@ class SQLStore:
         def work(conn: Connection) -> None:
             now = datetime.now(UTC)
             # The conversation first, then the turn: see _LOCK_TURNS_CONVERSATION.
-            cid = conn.execute(_LOCK_TURNS_CONVERSATION, {"b_tid": turn_id}).scalar()
-            finished = conn.execute(
-                _FINISH_TURN,
+            found = _LOCK_TURNS_CONVERSATION.execute(conn, {"b_tid": turn_id}).fetchone()
+            finished = _FINISH_TURN.execute(
+                conn,
                 {
                     "b_tid": turn_id,
                     "b_status": status,
@@ -391,14 +435,15 @@ class SQLStore:
                     "b_duration_ms": duration_ms,
                 },
             )
-            if cid is None or finished.rowcount != 1:
+            if found is None or finished.rowcount != 1:
                 raise NotFound(f"no running turn {turn_id!r}", code="turn_not_found")
+            cid = found[0]
             _insert_messages(conn, cid, turn_id, rows, now)
             if runs:
                 for run in runs:
                     run["conversation_id"] = cid
                     run["created_at"] = now
-                conn.execute(_INSERT_TOOL_RUNS, runs)
+                _INSERT_TOOL_RUNS.executemany(conn, runs)
 
         size = _payload_size(rows) + sum(len(r.arguments) + len(r.result) for r in tool_runs)
         await self._write(work, size=size)
@@ -576,7 +621,7 @@ def _insert_messages(
         row["conversation_id"] = cid
         row["turn_id"] = tid
         row["created_at"] = now
-    conn.execute(_INSERT_MESSAGES, rows)
+    _INSERT_MESSAGES.executemany(conn, rows)
 
 
 def _payload_size(rows: list[dict[str, Any]]) -> int:

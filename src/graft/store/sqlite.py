@@ -45,6 +45,7 @@ __all__ = [
     "CHECKPOINT_EVERY",
     "INLINE_MAX_BYTES",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "WRITER_CONNECTION",
     "GraftSQLiteDialect",
     "SQLiteWriter",
     "WRITER_BATCH",
@@ -66,8 +67,8 @@ INLINE_MAX_BYTES = 64 * 1024
 CHECKPOINT_EVERY = 256
 """The writer's thread checkpoints the WAL after this many transactions."""
 
-_WRITER = "graft_writer"
-"""Marks the writer's connection (in its pool record's ``info``)."""
+WRITER_CONNECTION = "graft_writer"
+"""Marks the writer's connection: a key set to ``True`` in its pool record's ``info``."""
 
 
 class SQLiteWriter:
@@ -240,7 +241,7 @@ class SQLiteWriter:
     def _connection(self) -> Connection:
         if self._conn is None:
             conn = self._engine.connect()
-            conn.connection.info[_WRITER] = True  # see GraftSQLiteDialect.do_begin
+            conn.connection.info[WRITER_CONNECTION] = True  # see GraftSQLiteDialect.do_begin
             # Never wait for the lock on the event loop, never checkpoint on commit.
             _pragma(conn, "busy_timeout=0")
             _pragma(conn, "wal_autocheckpoint=0")
@@ -286,7 +287,7 @@ class SQLiteWriter:
         # Errors here only mean the connection was broken: it is dropped either way.
         with contextlib.suppress(Exception):
             if not conn.invalidated:
-                conn.connection.info.pop(_WRITER, None)  # readers may take it now
+                conn.connection.info.pop(WRITER_CONNECTION, None)  # readers may take it now
                 _pragma(conn, f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
                 _pragma(conn, "wal_autocheckpoint=1000")
             conn.close()
@@ -380,7 +381,8 @@ class GraftSQLiteDialect(SQLiteDialect_pysqlite):
         """Emit ``BEGIN``, or ``BEGIN IMMEDIATE`` on the writer's connection."""
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute("BEGIN IMMEDIATE" if dbapi_connection.info.get(_WRITER) else "BEGIN")
+            writer = dbapi_connection.info.get(WRITER_CONNECTION)
+            cursor.execute("BEGIN IMMEDIATE" if writer else "BEGIN")
         finally:
             cursor.close()
 

@@ -1,0 +1,108 @@
+"""The store tests' backends: in memory, a SQLite file, and a real PostgreSQL.
+
+PostgreSQL is expected at ``postgresql://postgres@127.0.0.1:5432/test`` (override with
+``GRAFT_TEST_POSTGRES_URL``). Each test session creates a throwaway database there and drops
+it at the end; each test starts from an empty schema. If the server is down the PostgreSQL
+tests fail (they never skip): start it with
+``pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from graft.store import Store, open_store
+from graft.store.sql import SQLStore
+
+# Read at import: the suite's autouse fixture clears GRAFT_* variables before each test.
+POSTGRES_URL = os.environ.get(
+    "GRAFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+POSTGRES = pytest.param("postgresql", marks=pytest.mark.integration)
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server for this session, dropped at the end."""
+    admin = create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+    )
+    name = f"graft_test_{secrets.token_hex(6)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except OperationalError as exc:
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}\n"
+            f"Start it with: {START_POSTGRES}",
+            pytrace=False,
+        )
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _empty_postgres(url: str) -> None:
+    engine = create_engine(make_url(url).set(drivername="postgresql+psycopg"))
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+    finally:
+        engine.dispose()
+
+
+def _url_for(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        # A folder that does not exist yet: the store must create it.
+        return f"sqlite:///{tmp_path / 'data' / 'graft.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture(params=["memory", "sqlite", POSTGRES])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url_for(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=["sqlite", POSTGRES])
+def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _url_for(request.param, tmp_path, request)
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = open_store(store_url)
+    await opened.start()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def sql_store(sql_url: str) -> AsyncIterator[SQLStore]:
+    opened = SQLStore(sql_url)
+    await opened.start()
+    yield opened
+    await opened.close()
