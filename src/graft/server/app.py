@@ -2,8 +2,9 @@
 
 ``create_app(graft)`` wraps one ``Graft`` instance; the lifespan starts it (migrations,
 configuration checks) and closes it. ASGI middleware order, outermost first: metrics,
-security headers, CORS (only with ``cors_origins``), then the body-size limit, so even
-refused bodies are counted and carry the headers.
+security headers, CORS (only with ``cors_origins``; a preflight needs no credentials),
+authentication (``graft.server.auth``: once, before routing), then the body-size limit, so
+even refused requests are counted and carry the headers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from starlette.responses import Response
 
 from graft.runtime import Graft
 from graft.server import chat, conversations
+from graft.server.auth import Authenticate
+from graft.server.body import document_bodies
 from graft.server.errors import install_error_handlers
 from graft.server.headers import SecurityHeaders, install_cors
 from graft.server.limits import BodySizeLimit
@@ -66,7 +69,10 @@ def create_app(graft: Graft) -> FastAPI:
         """Metrics in the Prometheus text format."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    document_bodies(app)
+
     app.add_middleware(BodySizeLimit, max_bytes=graft.settings.limits.max_body_bytes)
+    app.add_middleware(Authenticate, graft=graft)
     install_cors(app, graft.settings.cors_origins)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -16,7 +16,8 @@ from starlette.responses import Response
 from graft.errors import PermissionDenied
 from graft.events import ErrorEvent, Event, TurnStarted
 from graft.policy import authorize_assistant
-from graft.server.deps import CurrentGraft, CurrentPrincipal
+from graft.server.body import json_body, parse_json_body
+from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, principal_of
 from graft.server.encode import ChunkEncoder, CompletionBuilder
 from graft.server.errors import error_response
 from graft.server.metrics import Metrics
@@ -34,6 +35,8 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
     "/chat/completions",
     summary="Create a chat completion (OpenAI-compatible)",
     response_model=None,
+    # The body is parsed by the route itself (see below); this documents it.
+    openapi_extra={"requestBody": json_body(ChatCompletionRequest)},
     responses={
         200: {"description": "A chat.completion object, or an SSE stream of chunks."},
         400: {"description": "Invalid request"},
@@ -43,10 +46,14 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         502: {"description": "The upstream model failed"},
     },
 )
-async def chat_completions(
-    body: ChatCompletionRequest, request: Request, graft: CurrentGraft, principal: CurrentPrincipal
-) -> Response:
+async def chat_completions(request: Request) -> Response:
     """Run one chat turn. ``model`` names a graft assistant (``GET /v1/models``)."""
+    # The hottest route parses its body in one step (pydantic reads the JSON itself) and
+    # takes no dependencies: FastAPI's body handling and dependency resolution cost a fifth
+    # of graft's own CPU per pass-through request (measured in-process).
+    body = await parse_json_body(request, ChatCompletionRequest)
+    graft = graft_of(request)
+    principal = principal_of(request)
     metrics: Metrics = request.app.state.metrics
     events = graft.run_turn(body.to_turn(), principal)
     started = await anext(events)  # raises request errors before anything is sent

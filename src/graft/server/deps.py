@@ -1,4 +1,9 @@
-"""Request dependencies shared by the routes: the ``Graft`` instance and the principal."""
+"""Request dependencies shared by the routes: the ``Graft`` instance and the principal.
+
+The principal was found by the ``Authenticate`` middleware (``graft.server.auth``) before
+routing; these only read it. Hot routes read the same values from the request directly
+(``graft_of``, ``principal_of``) rather than through FastAPI's dependency resolution.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +14,32 @@ from fastapi import Depends, Request
 from graft.context import Principal
 from graft.runtime import Graft
 
-__all__ = ["CurrentGraft", "CurrentPrincipal"]
+__all__ = ["CurrentGraft", "CurrentPrincipal", "graft_of", "principal_of"]
 
 
-async def get_graft(request: Request) -> Graft:
-    """The app's ``Graft``. ``async`` so FastAPI does not send it to a worker thread."""
+def graft_of(request: Request) -> Graft:
+    """The app's ``Graft``."""
     graft: Graft = request.app.state.graft
     return graft
 
 
+def principal_of(request: Request) -> Principal:
+    """Who sent the request, as the ``Authenticate`` middleware found."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        # Only a route under a public path could get here: a bug, not a client's error.
+        raise RuntimeError(f"{request.url.path} is not authenticated (a public path?)")
+    return principal
+
+
+async def get_graft(request: Request) -> Graft:
+    """``graft_of`` as a dependency (``async``: FastAPI would send a plain function to a thread)."""
+    return graft_of(request)
+
+
 async def get_principal(request: Request) -> Principal:
-    """Authenticate the request through the ``authenticate`` hooks."""
-    graft: Graft = request.app.state.graft
-    return await graft.authenticate(request.headers)
+    """``principal_of`` as a dependency."""
+    return principal_of(request)
 
 
 CurrentGraft = Annotated[Graft, Depends(get_graft)]

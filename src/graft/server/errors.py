@@ -26,10 +26,18 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 
 def error_response(
-    status: int, message: str, type_: str, code: str | None, param: str | None = None
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None,
+    param: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """An OpenAI-style JSON error response."""
-    return JSONResponse(error_body(message, type_, code, param), status_code=status)
+    return JSONResponse(
+        error_body(message, type_, code, param), status_code=status, headers=headers
+    )
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:

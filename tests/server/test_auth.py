@@ -1,0 +1,105 @@
+"""Authentication runs once, before routing, for every route but the public ones."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from graft.default_plugins.api_key_auth import hash_api_key
+from graft.server.auth import PUBLIC_PATHS
+from graft.testing import FakeModel
+
+KEYS = [{"sha256": hash_api_key("sk-good"), "user": "ann", "roles": ["staff"]}]
+
+
+@pytest.fixture
+def keyed(graft_factory: Any, live_server: Any) -> Any:
+    graft = graft_factory(FakeModel(*["hi ann"] * 5), auth={"api_keys": KEYS})
+    server = live_server(graft)
+    return server, server.server.config.app
+
+
+def _routes(routes: list[Any]) -> list[tuple[str, str]]:
+    """Every (method, path) served, with sample values for path parameters."""
+    found = []
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI's wrapper of an included router
+            found += _routes(route.original_router.routes)
+        elif isinstance(route, Route):
+            path = re.sub(r"\{[^}]+\}", "conv_0", route.path)
+            found += [(method, path) for method in sorted(route.methods or ())]
+    return found
+
+
+def test_every_non_public_route_refuses_requests_without_credentials(keyed: Any) -> None:
+    server, app = keyed
+    routes = _routes(app.routes)
+    # Nothing escapes the walk: everything the OpenAPI document lists is in it.
+    documented = {
+        (method.upper(), re.sub(r"\{[^}]+\}", "conv_0", path))
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+    }
+    assert documented <= set(routes) and ("POST", "/v1/chat/completions") in documented
+    checked = 0
+    for method, path in routes:
+        if path in PUBLIC_PATHS:
+            continue
+        for headers in ({}, {"authorization": "Bearer sk-bad"}, {"x-api-key": "sk-bad"}):
+            response = httpx.request(
+                method, f"{server.url}{path}", headers=headers, json={"model": "default"}
+            )
+            assert response.status_code == 401, (method, path, headers, response.text)
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert response.json()["error"]["type"] == "authentication_error"
+            checked += 1
+    assert checked == 3 * len([r for r in routes if r[1] not in PUBLIC_PATHS])
+    # A path no route matches says nothing about the API to a caller without a key.
+    assert httpx.get(f"{server.url}/v1/secret-admin").status_code == 401
+
+
+def test_public_paths_answer_without_credentials(keyed: Any) -> None:
+    server, _ = keyed
+    for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+        assert httpx.get(f"{server.url}{path}").status_code == 200, path
+
+
+def test_a_valid_key_in_either_header_reaches_the_route(keyed: Any) -> None:
+    server, _ = keyed
+    body = {"model": "default", "messages": [{"role": "user", "content": "x"}]}
+    for headers in ({"authorization": "Bearer sk-good"}, {"x-api-key": "sk-good"}):
+        response = httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["choices"][0]["message"]["content"] == "hi ann"
+    unknown = httpx.get(f"{server.url}/v1/nothing", headers={"x-api-key": "sk-good"})
+    assert unknown.status_code == 404
+
+
+def test_the_openapi_document_describes_the_chat_body(keyed: Any) -> None:
+    server, _ = keyed
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    body = spec["paths"]["/v1/chat/completions"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    schemas = spec["components"]["schemas"]
+    assert ref == "#/components/schemas/ChatCompletionRequest"
+    assert {"model", "messages", "stream"} <= set(schemas["ChatCompletionRequest"]["properties"])
+    # Every reference in the document resolves.
+    refs = set(_refs(spec))
+    assert "#/components/schemas/ChatMessageIn" in refs
+    assert {ref.rpartition("/")[2] for ref in refs} <= set(schemas)
+
+
+def _refs(node: Any) -> Any:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
