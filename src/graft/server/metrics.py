@@ -2,19 +2,41 @@
 
 Each app gets its own ``CollectorRegistry`` (several apps in one test process never share
 counters). The HTTP middleware is pure ASGI and labels requests by route template, not raw
-path, so ids in URLs cannot explode the label set.
+path, so ids in URLs cannot explode the label set. Every request updates five series, so the
+children of each label combination are kept in a dict (``_Children``): prometheus_client's
+``labels()`` validates and locks on every call.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graft.events import Event, ToolResult, TurnDone
 
 __all__ = ["Metrics", "MetricsMiddleware"]
+
+F = TypeVar("F", bound=MetricWrapperBase)
+
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _Children(Generic[F]):
+    """The children of one labelled metric family, by label values."""
+
+    def __init__(self, family: F) -> None:
+        self.family = family
+        self._children: dict[tuple[str, ...], F] = {}
+
+    def __call__(self, *values: str) -> F:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.family.labels(*values)
+        return child
 
 
 class Metrics:
@@ -22,48 +44,58 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "graft_http_requests",
-            "HTTP requests by route and status.",
-            ["method", "route", "status"],
-            registry=self.registry,
+        self.requests = _Children(
+            Counter(
+                "graft_http_requests",
+                "HTTP requests by route and status.",
+                ["method", "route", "status"],
+                registry=self.registry,
+            )
         )
-        self.latency = Histogram(
-            "graft_http_request_duration_seconds",
-            "Time to the end of the response.",
-            ["route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=self.registry,
+        self.latency = _Children(
+            Histogram(
+                "graft_http_request_duration_seconds",
+                "Time to the end of the response.",
+                ["route"],
+                buckets=_SECONDS,
+                registry=self.registry,
+            )
         )
-        self.turns = Counter(
-            "graft_turns",
-            "Chat turns by assistant and finish reason.",
-            ["assistant", "finish_reason"],
-            registry=self.registry,
+        self.turns = _Children(
+            Counter(
+                "graft_turns",
+                "Chat turns by assistant and finish reason.",
+                ["assistant", "finish_reason"],
+                registry=self.registry,
+            )
         )
-        self.tokens = Counter(
-            "graft_tokens",
-            "Model tokens by assistant and kind.",
-            ["assistant", "kind"],
-            registry=self.registry,
+        self.tokens = _Children(
+            Counter(
+                "graft_tokens",
+                "Model tokens by assistant and kind.",
+                ["assistant", "kind"],
+                registry=self.registry,
+            )
         )
-        self.tool_calls = Counter(
-            "graft_tool_calls",
-            "Server-side tool calls by tool and outcome.",
-            ["tool", "outcome"],
-            registry=self.registry,
+        self.tool_calls = _Children(
+            Counter(
+                "graft_tool_calls",
+                "Server-side tool calls by tool and outcome.",
+                ["tool", "outcome"],
+                registry=self.registry,
+            )
         )
 
     def observe(self, assistant: str, event: Event) -> None:
         """Count what a turn event says (tool results and the turn's end)."""
         if isinstance(event, ToolResult):
-            self.tool_calls.labels(event.name, "error" if event.is_error else "ok").inc()
+            self.tool_calls(event.name, "error" if event.is_error else "ok").inc()
         elif isinstance(event, TurnDone):
-            self.turns.labels(assistant, event.finish_reason).inc()
+            self.turns(assistant, event.finish_reason).inc()
             if event.usage.prompt_tokens:
-                self.tokens.labels(assistant, "prompt").inc(event.usage.prompt_tokens)
+                self.tokens(assistant, "prompt").inc(event.usage.prompt_tokens)
             if event.usage.completion_tokens:
-                self.tokens.labels(assistant, "completion").inc(event.usage.completion_tokens)
+                self.tokens(assistant, "completion").inc(event.usage.completion_tokens)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
@@ -96,5 +128,5 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            self.metrics.requests(scope["method"], path, str(status)).inc()
+            self.metrics.latency(path).observe(time.perf_counter() - started)
