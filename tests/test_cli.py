@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from graft.cli import cli
@@ -43,16 +44,17 @@ def test_plugins_lists_default_plugins_with_their_package() -> None:
     assert "register_models" in infos["graft.default_plugins.openai_models"]["hooks"]
 
 
-def test_keys_new_prints_a_working_settings_entry(tmp_path: Path) -> None:
+async def test_keys_new_prints_a_working_settings_entry(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["keys", "new", "--user", "ann", "--role", "staff"])
     key = result.stderr.split(": ")[-1].strip()
     config = tmp_path / "graft.toml"
     config.write_text(result.stdout)
     from graft.config import load_settings
     from graft.default_plugins.api_key_auth import authenticate
+    from graft.store.memory import MemoryStore
 
     settings = load_settings(config)
-    principal = authenticate({"authorization": f"Bearer {key}"}, settings)
+    principal = await authenticate({"authorization": f"Bearer {key}"}, settings, MemoryStore())
     assert principal is not None and principal.user_id == "ann" and principal.roles == {"staff"}
 
 
@@ -75,3 +77,35 @@ def test_check_reports_what_would_fail_on_the_first_request(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert "assistant 'gpt' (openai:gpt-4o-mini)" in result.stderr
     assert "OPENAI_API_KEY" in result.stderr
+
+
+def test_users_and_keys_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAFT_HOME", str(tmp_path / "home"))
+    assert invoke("users", "add", "ann", "--role", "builder", "--group", "sales").exit_code == 0
+    taken = CliRunner().invoke(cli, ["users", "add", "ann"])
+    assert taken.exit_code == 1 and "already has a user 'ann'" in taken.output
+    wizard = CliRunner().invoke(cli, ["users", "add", "bob", "--role", "wizard"])
+    assert wizard.exit_code == 2 and "'wizard' is not one of" in wizard.output
+    [ann] = json.loads(invoke("users", "list", "--json").output)
+    assert ann["roles"] == ["builder"] and ann["groups"] == ["sales"] and not ann["disabled_at"]
+    created = CliRunner().invoke(cli, ["keys", "create", "--user", "ann", "--name", "ci"])
+    key = created.stdout.strip()
+    assert created.exit_code == 0 and key.startswith("gk_") and "shown once" in created.stderr
+    too_much = CliRunner().invoke(cli, ["keys", "create", "--user", "ann", "--role", "admin"])
+    assert too_much.exit_code == 1 and "does not have the role 'admin'" in too_much.output
+    missing = CliRunner().invoke(cli, ["keys", "create", "--user", "nobody"])
+    assert missing.exit_code == 1 and "no user 'nobody'" in missing.output
+    listing = invoke("keys", "list").output
+    assert key[:15] in listing and key not in listing and "active" in listing
+    assert invoke("keys", "revoke", key).exit_code == 0  # the whole key: cut to its id
+    assert "revoked" in invoke("keys", "list").output
+    assert invoke("users", "disable", "ann").exit_code == 0
+    assert json.loads(invoke("users", "list", "--json").output)[0]["disabled_at"]
+    unknown = CliRunner().invoke(cli, ["keys", "revoke", "gk_000000000000"])
+    assert unknown.exit_code == 1 and "no API key" in unknown.output
+
+
+def test_users_commands_refuse_a_store_that_forgets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAFT_DATABASE_URL", "memory://")
+    result = CliRunner().invoke(cli, ["users", "add", "ann"])
+    assert result.exit_code == 1 and "would vanish" in result.output

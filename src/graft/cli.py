@@ -1,4 +1,4 @@
-"""The ``graft`` command line: serve, chat, ask, tools, plugins, keys.
+"""The ``graft`` command line: serve, chat, ask, tools, plugins, users, keys.
 
 Every command builds one ``Graft`` from the settings and runs the same turn path as the
 server, in-process. Domain errors become a one-line message and exit code 1; nothing prints
@@ -10,16 +10,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import secrets
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from graft.config import Settings, load_settings
+from graft.cli_common import async_command, settings_of
+from graft.cli_identity import keys, users
 from graft.errors import ConfigError, GraftError
 from graft.events import (
     ClientToolCalls,
@@ -35,28 +33,6 @@ from graft.runtime import Graft
 from graft.turn import TurnRequest
 
 __all__ = ["cli", "main"]
-
-T = TypeVar("T")
-
-
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    config: Path | None = ctx.obj.get("config") if ctx.obj else None
-    return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except GraftError as exc:
-        raise click.ClickException(exc.message) from None
-
-
-def _async_command(func: Callable[..., Awaitable[None]]) -> Callable[..., None]:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        _run(func(*args, **kwargs))  # type: ignore[arg-type]
-
-    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,7 +82,7 @@ def serve(
     from graft.server.gctune import tune_for_serving
 
     try:
-        settings = _settings(
+        settings = settings_of(
             ctx, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
         )
         for path in (settings.ssl_certfile, settings.ssl_keyfile):
@@ -183,7 +159,7 @@ async def _stream_turn(
 @click.option("--user", default=None, help="Run as this user (default: the local user).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")
 @click.pass_context
-@_async_command
+@async_command
 async def ask(
     ctx: click.Context,
     question: str | None,
@@ -197,7 +173,7 @@ async def ask(
         question = sys.stdin.read()
     if not question.strip():
         raise click.UsageError("the question is empty")
-    async with Graft(_settings(ctx)) as graft:
+    async with Graft(settings_of(ctx)) as graft:
         request = TurnRequest(assistant, [Message("user", question)], conversation)
         result = await _stream_turn(graft, request, user, show=not as_json)
     if as_json:
@@ -211,12 +187,12 @@ async def ask(
 @click.option("-c", "--conversation", default=None, help="Continue a stored conversation.")
 @click.option("--user", default=None, help="Run as this user (default: the local user).")
 @click.pass_context
-@_async_command
+@async_command
 async def chat(
     ctx: click.Context, assistant: str, conversation: str | None, user: str | None
 ) -> None:
     """Chat in the terminal. /new starts a new conversation, /exit or Ctrl-D leaves."""
-    async with Graft(_settings(ctx)) as graft:
+    async with Graft(settings_of(ctx)) as graft:
         graft.assistant(assistant)
         click.secho(f"graft chat with {assistant!r}. /new, /exit, Ctrl-D.", dim=True, err=True)
         while True:
@@ -253,10 +229,10 @@ def tools() -> None:
 @click.option("--user", default=None)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-@_async_command
+@async_command
 async def tools_list(ctx: click.Context, assistant: str, user: str | None, as_json: bool) -> None:
     """List the tools an assistant may call."""
-    graft = Graft(_settings(ctx))
+    graft = Graft(settings_of(ctx))
     box = await graft.toolbox(graft.context(graft.principal_for(user), assistant))
     owners = {name: toolset.name for name, toolset in box.owners.items()}
     if as_json:
@@ -279,12 +255,12 @@ async def tools_list(ctx: click.Context, assistant: str, user: str | None, as_js
 @click.option("-a", "--assistant", default="default", show_default=True)
 @click.option("--user", default=None, help="Run as this user (default: the local user).")
 @click.pass_context
-@_async_command
+@async_command
 async def tools_call(
     ctx: click.Context, name: str, arguments: str, assistant: str, user: str | None
 ) -> None:
     """Call tool NAME with JSON ARGUMENTS through the same policy path a model call takes."""
-    graft = Graft(_settings(ctx))
+    graft = Graft(settings_of(ctx))
     context = graft.context(graft.principal_for(user), assistant)
     box = await graft.toolbox(context)
     click.echo(await box.call(name, arguments, context))
@@ -296,7 +272,7 @@ async def tools_call(
 def plugins(ctx: click.Context, as_json: bool) -> None:
     """List loaded plugins, the package each comes from and the hooks it implements."""
     try:
-        graft = Graft(_settings(ctx))
+        graft = Graft(settings_of(ctx))
     except GraftError as exc:
         raise click.ClickException(exc.message) from None
     infos = graft.plugin_infos()
@@ -313,7 +289,7 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 def check(ctx: click.Context) -> None:
     """Check the settings and that every assistant's model can be called; exit 1 if not."""
     try:
-        graft = Graft(_settings(ctx))
+        graft = Graft(settings_of(ctx))
         graft.check()
         problems = graft.problems()
     except GraftError as exc:
@@ -325,24 +301,8 @@ def check(ctx: click.Context) -> None:
     click.echo(f"ok: {', '.join(graft.settings.assistant_names())}")
 
 
-@cli.group()
-def keys() -> None:
-    """Create API keys for the settings file."""
-
-
-@keys.command("new")
-@click.option("--user", required=True, help="The user this key authenticates.")
-@click.option("--role", "roles", multiple=True, help="A role; repeat for several.")
-def keys_new(user: str, roles: tuple[str, ...]) -> None:
-    """Print a new random key and the settings entry that accepts it."""
-    from graft.default_plugins.api_key_auth import hash_api_key
-
-    key = f"gk-{secrets.token_urlsafe(32)}"
-    click.echo(f"key (give it to the user; it is not stored): {key}", err=True)
-    click.echo("\n[[auth.api_keys]]")
-    click.echo(f"user = {json.dumps(user, ensure_ascii=False)}")
-    click.echo(f"roles = {json.dumps(list(roles))}")
-    click.echo(f'sha256 = "{hash_api_key(key)}"')
+cli.add_command(users)
+cli.add_command(keys)
 
 
 def main() -> None:

@@ -112,6 +112,14 @@ class NotFound(GraftError):
     code = "not_found"
 
 
+class Conflict(GraftError):
+    """The thing to create exists already (a user name taken in its tenant)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class UnknownAssistant(NotFound):
     """The ``model`` field of a request names no assistant."""
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from graft.config import Settings
     from graft.context import Principal
+    from graft.store.base import Store
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -42,8 +43,11 @@ def register_middleware(register: Callable[..., None]) -> None:
 
 
 @hookspec(firstresult=True)
-def authenticate(headers: Mapping[str, str], settings: Settings) -> Principal | None:
-    """Return the principal for a request's headers, None to defer, or raise to refuse."""
+def authenticate(headers: Mapping[str, str], settings: Settings, store: Store) -> Principal | None:
+    """Return the principal for a request's headers, None to defer, or raise to refuse.
+
+    May be ``async``. ``store`` holds the users and keys (``graft.identity``).
+    """
 
 
 @hookspec

@@ -160,7 +160,7 @@ class Graft:
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Ask the ``authenticate`` hooks who sent these headers."""
         # Called one by one (not through pluggy's firstresult) so that async hooks work too.
-        arguments = {"headers": headers, "settings": self.settings}
+        arguments = {"headers": headers, "settings": self.settings, "store": self.store}
         for impl in reversed(self.pm.hook.authenticate.get_hookimpls()):
             result = impl.function(**{name: arguments[name] for name in impl.argnames})
             principal = await result if inspect.isawaitable(result) else result

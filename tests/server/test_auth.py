@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
+from click.testing import CliRunner
 from starlette.routing import Route
 
+from graft.cli import cli as main_cli
+from graft.default_plugins import api_key_auth
 from graft.default_plugins.api_key_auth import hash_api_key
+from graft.runtime import Graft
 from graft.server.auth import PUBLIC_PATHS
 from graft.testing import FakeModel
 
@@ -103,3 +110,42 @@ def _refs(node: Any) -> Any:
     elif isinstance(node, list):
         for value in node:
             yield from _refs(value)
+
+
+def test_users_and_keys_from_the_cli_secure_a_running_server(
+    settings_factory: Any, live_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operator's flow: graft serve runs keyless on its SQLite file; `graft users add`
+    # and `graft keys create`, in another process's place, close it and open it to ann.
+    monkeypatch.setattr(api_key_auth, "KEYLESS_RECHECK_S", 0.0)
+    monkeypatch.setenv("GRAFT_HOME", str(tmp_path / "home"))
+    model = FakeModel(*["hi"] * 9)
+    graft = Graft(settings_factory(model=model.id), entry_points=False, models={model.id: model})
+    server = live_server(graft)
+    body = {"model": "default", "messages": [{"role": "user", "content": "x"}]}
+    chat = f"{server.url}/v1/chat/completions"
+    assert httpx.post(chat, json=body).status_code == 200  # keyless: the local user
+
+    def cli(*args: str) -> Any:
+        result = CliRunner().invoke(main_cli, list(args))
+        assert result.exit_code == 0, result.output
+        return result
+
+    cli("users", "add", "ann", "--role", "user", "--group", "sales")
+    key = cli("keys", "create", "--user", "ann", "--name", "test").stdout.strip()
+    refused = httpx.post(chat, json=body)
+    assert refused.status_code == 401 and "missing API key" in refused.text
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+    completion = client.chat.completions.create(**body)
+    conversation = completion.model_extra["conversation_id"]
+    mine = httpx.get(f"{server.url}/v1/conversations", headers={"x-api-key": key}).json()
+    assert [c["id"] for c in mine["data"]] == [conversation]
+    listed = json.loads(cli("keys", "list", "--json").stdout)
+    assert [k["user"] for k in listed] == ["ann"] and key not in json.dumps(listed)
+    cli("keys", "revoke", listed[0]["id"])
+    with pytest.raises(openai.AuthenticationError):
+        client.chat.completions.create(**body)
+    second = cli("keys", "create", "--user", "ann").stdout.strip()
+    assert httpx.post(chat, json=body, headers={"x-api-key": second}).status_code == 200
+    cli("users", "disable", "ann")
+    assert httpx.post(chat, json=body, headers={"x-api-key": second}).status_code == 401

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from graft.context import Principal
-from graft.errors import ConfigError, ConversationNotFound, InvalidRequest, NotFound
+from graft.errors import ConfigError, Conflict, ConversationNotFound, InvalidRequest, NotFound
 from graft.messages import Message, ToolCall, Usage
 from graft.store import Store, ToolRun, open_store
 from graft.store import sql as sql_mod
@@ -978,3 +978,71 @@ def test_open_store_picks_the_implementation(tmp_path: Path) -> None:
     sql = open_store(f"sqlite:///{tmp_path / 'x.db'}")
     assert isinstance(sql, SQLStore)
     assert isinstance(sql, Store) and isinstance(MemoryStore(), Store)
+
+
+# --- users and keys -------------------------------------------------------------------------
+
+
+async def test_users_are_unique_per_tenant_and_listed_in_order(store: Store) -> None:
+    assert not await store.has_users()
+    ann = await store.create_user(tenant="acme", name="ann", roles=["user"], groups=["sales"])
+    assert ann.active and ann.roles == ("user",) and ann.groups == ("sales",)
+    await store.create_user(tenant="globex", name="ann", roles=["admin"], groups=[])
+    await store.create_user(tenant="acme", name="Åsa 王", roles=["builder"], groups=["研发"])
+    with pytest.raises(Conflict, match="already has a user 'ann'"):
+        await store.create_user(tenant="acme", name="ann", roles=[], groups=[])
+    assert await store.has_users()
+    assert [(u.tenant, u.name) for u in await store.list_users()] == [
+        ("acme", "ann"),
+        ("acme", "Åsa 王"),
+        ("globex", "ann"),
+    ]
+    assert [u.name for u in await store.list_users("globex")] == ["ann"]
+    assert (await store.get_user("acme", "Åsa 王")).groups == ("研发",)
+    with pytest.raises(NotFound, match="no user 'bob'"):
+        await store.get_user("acme", "bob")
+
+
+async def test_disabling_a_user_keeps_the_first_time(store: Store) -> None:
+    await store.create_user(tenant="acme", name="ann", roles=["user"], groups=[])
+    disabled = await store.set_user_disabled("acme", "ann", True)
+    assert not disabled.active
+    again = await store.set_user_disabled("acme", "ann", True)
+    assert again.disabled_at == disabled.disabled_at
+    assert (await store.get_user("acme", "ann")).disabled_at == disabled.disabled_at
+    assert (await store.set_user_disabled("acme", "ann", False)).active
+    with pytest.raises(NotFound):
+        await store.set_user_disabled("acme", "nobody", True)
+
+
+async def test_keys_are_found_by_id_listed_and_revoked_within_their_tenant(store: Store) -> None:
+    ann = await store.create_user(tenant="acme", name="ann", roles=["builder"], groups=["g"])
+    bob = await store.create_user(tenant="globex", name="bob", roles=["user"], groups=[])
+    first = await store.create_key(
+        ann,
+        key_id="gk_000000000001",
+        sha256="a" * 64,
+        name="laptop",
+        roles=["builder"],
+        created_by="cli:root",
+    )
+    await store.create_key(
+        bob, key_id="gk_000000000002", sha256="b" * 64, name="", roles=[], created_by="cli:root"
+    )
+    found = await store.find_key("gk_000000000001")
+    assert found is not None and found.sha256 == "a" * 64
+    assert found.info == first and found.user.name == "ann" and found.user.groups == ("g",)
+    assert await store.find_key("gk_999999999999") is None
+    assert [k.id for k in await store.list_keys("acme")] == ["gk_000000000001"]
+    assert [k.id for k in await store.list_keys(user="bob")] == ["gk_000000000002"]
+    assert len(await store.list_keys()) == 2
+    # Another tenant's key does not exist for that tenant's admin.
+    with pytest.raises(NotFound):
+        await store.revoke_key("gk_000000000002", "acme")
+    revoked = await store.revoke_key("gk_000000000001", "acme")
+    assert revoked.revoked_at is not None
+    assert (await store.revoke_key("gk_000000000001")).revoked_at == revoked.revoked_at
+    # The user's state travels with the key: a disabled user's key says so.
+    await store.set_user_disabled("acme", "ann", True)
+    found = await store.find_key("gk_000000000001")
+    assert found is not None and not found.user.active and found.info.revoked_at is not None

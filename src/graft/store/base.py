@@ -6,6 +6,9 @@ upstream failure. ``finish_turn`` stores what the turn produced (assistant and t
 messages, tool runs with arguments, results and timings, token usage) and marks the turn
 ``done`` or ``failed`` with its error. Every read is scoped to the principal: a conversation
 that belongs to another user or tenant does not exist for the caller.
+
+The store also keeps who may come in: users (unique by name within a tenant) and their API
+keys, of which only a digest is stored (``graft.identity`` makes and checks keys).
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from graft.errors import InvalidRequest
 from graft.messages import Message, Usage
 
 __all__ = [
+    "ApiKeyInfo",
     "ConversationInfo",
+    "StoredKey",
     "Store",
     "StoredMessage",
     "ToolRun",
     "TurnInfo",
     "TurnStatus",
+    "User",
     "check_page",
     "make_title",
 ]
@@ -81,6 +87,47 @@ class TurnInfo:
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
     tool_runs: list[ToolRun] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Someone who may sign in: a name unique within a tenant, roles and groups."""
+
+    id: str
+    tenant: str
+    name: str
+    roles: tuple[str, ...]
+    groups: tuple[str, ...]
+    created_at: datetime
+    disabled_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the user may sign in (not disabled)."""
+        return self.disabled_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """An API key as it may be shown: its public id, never the key or its digest."""
+
+    id: str
+    tenant: str
+    user: str
+    name: str
+    roles: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """What checking a presented key needs: the key, its digest and its user as they are now."""
+
+    info: ApiKeyInfo
+    sha256: str
+    user: User
 
 
 @runtime_checkable
@@ -148,6 +195,48 @@ class Store(Protocol):
 
     async def delete_conversation(self, conversation_id: str, principal: Principal) -> None:
         """Delete a conversation and everything in it; ``ConversationNotFound`` if absent."""
+        ...
+
+    async def create_user(
+        self, *, tenant: str, name: str, roles: list[str], groups: list[str]
+    ) -> User:
+        """Add a user; ``Conflict`` if the tenant has one of that name."""
+        ...
+
+    async def get_user(self, tenant: str, name: str) -> User:
+        """One user; ``NotFound`` (code ``user_not_found``) if there is none."""
+        ...
+
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        """Users of one tenant, or of all, ordered by tenant and name."""
+        ...
+
+    async def set_user_disabled(self, tenant: str, name: str, disabled: bool) -> User:
+        """Disable a user (their keys stop working) or enable them again."""
+        ...
+
+    async def has_users(self) -> bool:
+        """Whether any user exists (then requests need credentials)."""
+        ...
+
+    async def create_key(
+        self, user: User, *, key_id: str, sha256: str, name: str, roles: list[str], created_by: str
+    ) -> ApiKeyInfo:
+        """Store a new key of ``user`` by its public id and the digest of the whole key."""
+        ...
+
+    async def find_key(self, key_id: str) -> StoredKey | None:
+        """The key with this public id and its user, revoked or not; ``None`` if unknown."""
+        ...
+
+    async def list_keys(
+        self, tenant: str | None = None, user: str | None = None
+    ) -> list[ApiKeyInfo]:
+        """Keys, newest first, of one tenant (and one user of it), or of all."""
+        ...
+
+    async def revoke_key(self, key_id: str, tenant: str | None = None) -> ApiKeyInfo:
+        """Revoke a key (again is a no-op); ``NotFound`` unless it exists in ``tenant``."""
         ...
 
 

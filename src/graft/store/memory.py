@@ -16,16 +16,20 @@ from datetime import UTC, datetime
 import anyio.lowlevel
 
 from graft.context import Principal
-from graft.errors import ConversationNotFound, NotFound
+from graft.errors import Conflict, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
 from graft.store.base import (
+    ApiKeyInfo,
     ConversationInfo,
+    StoredKey,
     StoredMessage,
     ToolRun,
     TurnInfo,
+    User,
     check_page,
     make_title,
 )
+from graft.store.users import user_not_found
 
 __all__ = ["MemoryStore"]
 
@@ -45,6 +49,10 @@ class MemoryStore:
         self._conversations: dict[str, _Conversation] = {}
         self._turn_owner: dict[str, str] = {}
         """Turn id to conversation id."""
+        self._users: dict[tuple[str, str], User] = {}
+        """(tenant, name) to user."""
+        self._keys: dict[str, tuple[ApiKeyInfo, str]] = {}
+        """Key id to the key and its digest."""
 
     async def start(self) -> None:
         """Nothing to open or migrate."""
@@ -186,6 +194,92 @@ class MemoryStore:
         for turn_id in conv.turns:
             del self._turn_owner[turn_id]
         del self._conversations[conversation_id]
+
+    # --- users and keys (frozen dataclasses: shared safely, never mutated) ----------------
+
+    async def create_user(
+        self, *, tenant: str, name: str, roles: list[str], groups: list[str]
+    ) -> User:
+        """Add a user; ``Conflict`` if the tenant has one of that name."""
+        await anyio.lowlevel.checkpoint()
+        if (tenant, name) in self._users:
+            raise Conflict(f"tenant {tenant!r} already has a user {name!r}", code="user_exists")
+        user = User(new_id("user"), tenant, name, tuple(roles), tuple(groups), datetime.now(UTC))
+        self._users[tenant, name] = user
+        return user
+
+    async def get_user(self, tenant: str, name: str) -> User:
+        """One user; ``NotFound`` if there is none."""
+        await anyio.lowlevel.checkpoint()
+        return self._user(tenant, name)
+
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        """Users of one tenant, or of all, ordered by tenant and name."""
+        await anyio.lowlevel.checkpoint()
+        return [u for key, u in sorted(self._users.items()) if tenant in (None, u.tenant)]
+
+    async def set_user_disabled(self, tenant: str, name: str, disabled: bool) -> User:
+        """Disable a user or enable them again; disabling twice keeps the first time."""
+        await anyio.lowlevel.checkpoint()
+        user = self._user(tenant, name)
+        if disabled != (not user.active):
+            user = dataclasses.replace(user, disabled_at=datetime.now(UTC) if disabled else None)
+            self._users[tenant, name] = user
+        return user
+
+    async def has_users(self) -> bool:
+        """Whether any user exists."""
+        await anyio.lowlevel.checkpoint()
+        return bool(self._users)
+
+    async def create_key(
+        self, user: User, *, key_id: str, sha256: str, name: str, roles: list[str], created_by: str
+    ) -> ApiKeyInfo:
+        """Store a new key of ``user``."""
+        await anyio.lowlevel.checkpoint()
+        self._user(user.tenant, user.name)
+        info = ApiKeyInfo(
+            key_id, user.tenant, user.name, name, tuple(roles), created_by, datetime.now(UTC)
+        )
+        self._keys[key_id] = (info, sha256)
+        return info
+
+    async def find_key(self, key_id: str) -> StoredKey | None:
+        """The key with this public id and its user; ``None`` if unknown."""
+        await anyio.lowlevel.checkpoint()
+        if key_id not in self._keys:
+            return None
+        info, sha256 = self._keys[key_id]
+        return StoredKey(info, sha256, self._user(info.tenant, info.user))
+
+    async def list_keys(
+        self, tenant: str | None = None, user: str | None = None
+    ) -> list[ApiKeyInfo]:
+        """Keys, newest first."""
+        await anyio.lowlevel.checkpoint()
+        keys = [
+            info
+            for info, _ in self._keys.values()
+            if tenant in (None, info.tenant) and user in (None, info.user)
+        ]
+        return sorted(keys, key=lambda info: (info.created_at, info.id), reverse=True)
+
+    async def revoke_key(self, key_id: str, tenant: str | None = None) -> ApiKeyInfo:
+        """Revoke a key (again is a no-op)."""
+        await anyio.lowlevel.checkpoint()
+        info, sha256 = self._keys.get(key_id, (None, ""))
+        if info is None or tenant not in (None, info.tenant):
+            raise NotFound(f"no API key {key_id!r}", code="key_not_found")
+        if info.revoked_at is None:
+            info = dataclasses.replace(info, revoked_at=datetime.now(UTC))
+            self._keys[key_id] = (info, sha256)
+        return info
+
+    def _user(self, tenant: str, name: str) -> User:
+        user = self._users.get((tenant, name))
+        if user is None:
+            raise user_not_found(tenant, name)
+        return user
 
     def _owned(self, conversation_id: str, principal: Principal) -> _Conversation:
         conv = self._conversations.get(conversation_id)

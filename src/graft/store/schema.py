@@ -1,9 +1,12 @@
 """The tables graft stores conversations in, shared by the SQL store and the migrations.
 
-Four tables: conversations, turns, messages and tool runs, each scoped by tenant and user
-through its conversation. Timestamps are timezone-aware UTC on every backend; row ids are
-64-bit where the database has them. Schema changes go through Alembic migrations
-(``graft/store/migrations``), which are checked against these definitions by the tests.
+Four tables for conversations: conversations, turns, messages and tool runs, each scoped by
+tenant and user through its conversation. Two for identity: users (a name per tenant, roles,
+groups, disabled or not) and their API keys (a public id, the SHA-256 digest of the whole
+key, the roles the key carries, revoked or not). Timestamps are timezone-aware UTC on every
+backend; row ids are 64-bit where the database has them. Schema changes go through Alembic
+migrations (``graft/store/migrations``), which are checked against these definitions by the
+tests.
 """
 
 from __future__ import annotations
@@ -25,9 +28,18 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
-__all__ = ["metadata", "t_conversations", "t_messages", "t_tool_runs", "t_turns"]
+__all__ = [
+    "metadata",
+    "t_api_keys",
+    "t_conversations",
+    "t_messages",
+    "t_tool_runs",
+    "t_turns",
+    "t_users",
+]
 
 
 class _UTCDateTime(TypeDecorator[datetime]):
@@ -65,6 +77,7 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
         "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     }
 )
 
@@ -138,4 +151,31 @@ t_tool_runs = Table(
     Column("created_at", _UTCDateTime(), nullable=False),
     Index(None, "turn_id"),
     Index(None, "conversation_id"),
+)
+
+t_users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("roles", Text(), nullable=False),  # a JSON list
+    Column("groups", Text(), nullable=False),  # a JSON list
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("disabled_at", _UTCDateTime(), nullable=True),
+    UniqueConstraint("tenant", "name"),
+)
+
+t_api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the key's public part, "gk_" + 12 hex
+    Column("user_pk", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("roles", Text(), nullable=False),  # a JSON list
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("revoked_at", _UTCDateTime(), nullable=True),
+    Index(None, "user_pk"),
 )

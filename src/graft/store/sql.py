@@ -72,12 +72,16 @@ from sqlalchemy.pool import StaticPool
 from graft.context import Principal
 from graft.errors import ConfigError, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
+from graft.store import users
 from graft.store.base import (
+    ApiKeyInfo,
     ConversationInfo,
+    StoredKey,
     StoredMessage,
     ToolRun,
     TurnInfo,
     TurnStatus,
+    User,
     check_page,
     make_title,
 )
@@ -526,6 +530,64 @@ class SQLStore:
                 raise _not_found(conversation_id)
 
         await self._write(work)
+
+    # --- users and keys (graft.store.users does the SQL) ---------------------------------
+
+    async def create_user(
+        self, *, tenant: str, name: str, roles: list[str], groups: list[str]
+    ) -> User:
+        """Add a user; ``Conflict`` if the tenant has one of that name."""
+        return await self._write(
+            partial(users.create_user, tenant=tenant, name=name, roles=roles, groups=groups)
+        )
+
+    async def get_user(self, tenant: str, name: str) -> User:
+        """One user; ``NotFound`` if there is none."""
+        return await self._read(partial(users.get_user, tenant=tenant, name=name))
+
+    async def list_users(self, tenant: str | None = None) -> list[User]:
+        """Users of one tenant, or of all, ordered by tenant and name."""
+        return await self._read(partial(users.list_users, tenant=tenant))
+
+    async def set_user_disabled(self, tenant: str, name: str, disabled: bool) -> User:
+        """Disable a user or enable them again."""
+        return await self._write(
+            partial(users.set_user_disabled, tenant=tenant, name=name, disabled=disabled)
+        )
+
+    async def has_users(self) -> bool:
+        """Whether any user exists."""
+        return await self._read(users.has_users)
+
+    async def create_key(
+        self, user: User, *, key_id: str, sha256: str, name: str, roles: list[str], created_by: str
+    ) -> ApiKeyInfo:
+        """Store a new key of ``user``."""
+        return await self._write(
+            partial(
+                users.create_key,
+                user=user,
+                key_id=key_id,
+                sha256=sha256,
+                name=name,
+                roles=roles,
+                created_by=created_by,
+            )
+        )
+
+    async def find_key(self, key_id: str) -> StoredKey | None:
+        """The key with this public id and its user; ``None`` if unknown."""
+        return await self._read(partial(users.find_key, key_id=key_id))
+
+    async def list_keys(
+        self, tenant: str | None = None, user: str | None = None
+    ) -> list[ApiKeyInfo]:
+        """Keys, newest first."""
+        return await self._read(partial(users.list_keys, tenant=tenant, user=user))
+
+    async def revoke_key(self, key_id: str, tenant: str | None = None) -> ApiKeyInfo:
+        """Revoke a key."""
+        return await self._write(partial(users.revoke_key, key_id=key_id, tenant=tenant))
 
     async def _write(
         self, fn: Callable[[Connection], T], *, alone: bool = False, size: int = 0
