@@ -3,9 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from graft.config import load_settings, split_model_id
 from graft.errors import ConfigError
+from graft.secrets import mask_secrets
 
 
 def test_defaults_need_no_file_and_no_key() -> None:
@@ -73,3 +75,114 @@ def test_split_model_id_keeps_tags() -> None:
     assert split_model_id("ollama:qwen2.5:7b") == ("ollama", "qwen2.5:7b")
     with pytest.raises(ValueError):
         split_model_id(":x")
+
+
+# --- secrets: references in the settings file -----------------------------------------------
+
+
+def test_a_provider_key_can_be_a_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORP_TOKEN", "sk-corp-Rq7Tw2Yx5Mb8Nc3Vd6abcd")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-ignored-because-api_key-wins")
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "openai.key").write_text("sk-file-Hk4Jm7Pq2Ws5Xz8Lt1wxyz\n")
+    (tmp_path / "conf" / "openai.key").chmod(0o600)
+    config = tmp_path / "conf" / "graft.toml"
+    config.write_text(
+        '[providers.corp]\nbase_url = "http://10.0.0.5/v1"\napi_key = { "$env" = "CORP_TOKEN" }\n'
+        '[providers.openai]\napi_key = { "$file" = "openai.key" }\n'
+    )
+    settings = load_settings(config)  # the file is found beside graft.toml, not in the cwd
+    corp, openai = settings.provider("corp"), settings.provider("openai")
+    assert corp is not None and openai is not None
+    assert corp.api_key == SecretStr("sk-corp-Rq7Tw2Yx5Mb8Nc3Vd6abcd")
+    assert openai.api_key == SecretStr("sk-file-Hk4Jm7Pq2Ws5Xz8Lt1wxyz")
+    for shown in (repr(settings), str(settings), settings.model_dump_json(), repr(corp)):
+        assert "sk-corp" not in shown and "sk-file" not in shown
+    assert mask_secrets("key sk-corp-Rq7Tw2Yx5Mb8Nc3Vd6abcd") == "key sk-…abcd"
+    # Keyword overrides keep the keys (they are excluded from dumps).
+    overridden = load_settings(config, port=9000).provider("corp")
+    assert overridden is not None and overridden.api_key == corp.api_key
+
+
+def test_a_missing_reference_names_the_setting_and_the_variable(tmp_path: Path) -> None:
+    config = tmp_path / "graft.toml"
+    config.write_text('[providers.openai]\napi_key = { "$env" = "NOT_SET_ANYWHERE" }\n')
+    with pytest.raises(
+        ConfigError,
+        match="providers.openai.api_key: the environment variable NOT_SET_ANYWHERE is not set",
+    ):
+        load_settings(config)
+    config.write_text('[providers.openai]\napi_key = { "$file" = "nope.key" }\n')
+    with pytest.raises(ConfigError, match=r"providers\.openai\.api_key: the secret file .*nope"):
+        load_settings(config)
+
+
+def test_a_plain_key_in_the_file_is_refused_with_the_reference_syntax(tmp_path: Path) -> None:
+    config = tmp_path / "graft.toml"
+    config.write_text('[providers.openai]\napi_key = "sk-live-Hk4Jm7Pq2Ws5Xz8Lt1"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert '{ "$env" = "VARIABLE" }' in caught.value.message
+    assert "sk-live" not in caught.value.message
+
+
+def test_plain_keys_still_come_from_graft_variables_and_overrides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRAFT_PROVIDERS__OPENAI__API_KEY", "sk-plain-Qw3Er5Ty7Ui9Op1Asdf")
+    openai = load_settings().provider("openai")
+    assert openai is not None and openai.api_key == SecretStr("sk-plain-Qw3Er5Ty7Ui9Op1Asdf")
+    assert mask_secrets("sk-plain-Qw3Er5Ty7Ui9Op1Asdf") == "sk-…Asdf"
+
+
+def test_plugin_settings_resolve_references_to_plain_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEARCH_TOKEN", "search-token-Lk8Jh6Gf4Ds2")
+    (tmp_path / "db.pass").write_text("db-password-Mn3Bv5Cx7\n")
+    (tmp_path / "db.pass").chmod(0o600)
+    config = tmp_path / "graft.toml"
+    config.write_text(
+        "[plugins.search]\n"
+        'url = "https://search.example.com"\n'
+        'token = { "$env" = "SEARCH_TOKEN" }\n'
+        'backends = [{ name = "db", password = { "$file" = "db.pass" } }]\n'
+    )
+    settings = load_settings(config)
+    assert settings.plugin_config("search") == {
+        "url": "https://search.example.com",
+        "token": "search-token-Lk8Jh6Gf4Ds2",
+        "backends": [{"name": "db", "password": "db-password-Mn3Bv5Cx7"}],
+    }
+    assert "search-token" not in repr(settings) and "db-password" not in repr(settings)
+    masked = mask_secrets("search-token-Lk8Jh6Gf4Ds2 db-password-Mn3Bv5Cx7")
+    assert masked == "…4Ds2 db-…5Cx7"
+
+
+def test_references_from_graft_variables_and_overrides_start_from_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "token").write_text("home-token-Zx9Cv7Bn5")
+    (home / "token").chmod(0o600)
+    monkeypatch.setenv("GRAFT_HOME", str(home))
+    monkeypatch.setenv("GRAFT_PLUGINS", '{"a": {"token": {"$file": "token"}}}')
+    monkeypatch.setenv("DB_URL", "postgresql://graft:s3cret-Pw0rd-123@db/graft")
+    settings = load_settings(
+        database_url={"$env": "DB_URL"}, plugins={"b": {"token": {"$file": "token"}}}
+    )
+    assert settings.plugin_config("b") == {"token": "home-token-Zx9Cv7Bn5"}
+    assert load_settings().plugin_config("a") == {"token": "home-token-Zx9Cv7Bn5"}
+    assert settings.database_url == "postgresql://graft:s3cret-Pw0rd-123@db/graft"
+    assert "s3cret" not in repr(settings)
+    # What a reference names is a secret whole; a plain URL's password is one too.
+    assert mask_secrets(settings.database_url) == "…raft"
+    monkeypatch.setenv("GRAFT_DATABASE_URL", "postgresql://graft:other-Pw0rd-456@db/graft")
+    plain = load_settings().database_url
+    assert plain is not None and mask_secrets(plain) == "postgresql://graft:…-456@db/graft"
+
+
+def test_a_missing_reference_in_an_override_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"plugins\.x\.hooks\[1\]: .*variable NOPE is not set"):
+        load_settings(plugins={"x": {"hooks": ["a", {"$env": "NOPE"}]}})

@@ -2,9 +2,16 @@
 
 Sources, later ones winning: built-in defaults, a TOML file (``--config``, ``GRAFT_CONFIG``
 or ``./graft.toml``), then environment variables prefixed ``GRAFT_`` with ``__`` for nesting
-(``GRAFT_LIMITS__MAX_STEPS=4``). Secrets never sit in the file: a provider names the
-environment variable that holds its key (``api_key_env``), and the key is resolved here, once,
-into a ``SecretStr`` that no log or dump prints. No other module reads ``os.environ``.
+(``GRAFT_LIMITS__MAX_STEPS=4``). No other module reads ``os.environ``.
+
+Secrets never sit in the file. A provider names the environment variable that holds its key
+(``api_key_env``), or its ``api_key`` is a reference: ``{"$env": "NAME"}`` or
+``{"$file": "path"}`` (``graft.secrets``). ``database_url`` and any value inside a
+``[plugins.NAME]`` table may be a reference too. References are resolved here, once: a
+relative ``$file`` path from the settings file's folder, or from ``home`` for references that
+come from ``GRAFT_*`` variables or keyword overrides. Keys become ``SecretStr``, which no log
+or dump prints (plugin values stay ``str``, as plugins expect); every secret is registered
+with ``graft.secrets`` so that logs and error messages show it masked (``sk-…abcd``).
 
 A model id is ``provider:name``: ``local:smollm2``, ``openai:gpt-4o-mini``,
 ``deepseek:deepseek-chat``, ``vllm:Qwen/Qwen2.5-7B-Instruct``. The presets below make one
@@ -18,7 +25,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -32,6 +39,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from graft.errors import ConfigError
+from graft.secrets import is_reference, register_secret, resolve_reference, resolve_references
 
 __all__ = [
     "DEFAULT_ASSISTANT",
@@ -61,7 +69,13 @@ class ProviderSettings(_Strict):
     api_key_env: str | None = Field(
         default=None, description="Name of the environment variable that holds the API key."
     )
-    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    api_key: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description='The key; in the settings file only as a reference: `{ "$env" = "NAME" }` '
+        'or `{ "$file" = "path" }`. Wins over `api_key_env`.',
+    )
     api_key_required: bool = Field(
         default=True, description="Refuse to call without a key when `api_key_env` is set."
     )
@@ -150,7 +164,10 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, description="Folder for graft's data.")
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; defaults to a SQLite file in `home`."
+        default=None,
+        repr=False,  # a URL may hold a password
+        description="SQLAlchemy URL; defaults to a SQLite file in `home`. May be a secret "
+        "reference, for a URL with a password.",
     )
     model: str = Field(default="local:smollm2", description="Model of the default assistant.")
     host: str = "127.0.0.1"
@@ -169,11 +186,28 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     plugins: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-plugin settings, read with `plugin_config`."
+        default_factory=dict,
+        repr=False,  # may hold resolved secrets, which stay plain strings
+        description="Per-plugin settings, read with `plugin_config`; any value may be a "
+        "secret reference, resolved to a plain string.",
     )
     local_model_path: Path | None = Field(
         default=None, description="A GGUF file for `local:` models; defaults to SmolLM2."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_secret_references(cls, data: Any) -> Any:
+        """Resolve references that reach the model unresolved: from ``GRAFT_*`` or overrides.
+
+        ``load_settings`` resolved the file's own already, from the file's folder; these
+        relative ``$file`` paths start from ``home``.
+        """
+        if not isinstance(data, dict):
+            return data
+        home = data.get("home")
+        base_dir = Path(home) if isinstance(home, str | Path) else _default_home()
+        return _resolve_references(data, base_dir, os.environ)
 
     @field_validator("model")
     @classmethod
@@ -265,17 +299,62 @@ def split_model_id(model_id: str) -> tuple[str, str]:
     return provider, name
 
 
+def _resolve_references(
+    data: dict[str, Any], base_dir: Path, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """``data`` with its secret references resolved (see ``graft.secrets``).
+
+    Provider keys become ``SecretStr``; ``database_url`` and plugin values plain strings.
+    """
+
+    def resolve(reference: Mapping[str, Any], setting: str) -> str:
+        return resolve_reference(reference, setting=setting, base_dir=base_dir, environ=environ)
+
+    resolved = dict(data)
+    providers = data.get("providers")
+    if isinstance(providers, Mapping):
+        resolved["providers"] = {
+            name: (
+                {**provider, "api_key": SecretStr(resolve(key, f"providers.{name}.api_key"))}
+                if isinstance(provider, Mapping) and is_reference(key := provider.get("api_key"))
+                else provider
+            )
+            for name, provider in providers.items()
+        }
+    if is_reference(url := data.get("database_url")):
+        resolved["database_url"] = resolve(url, "database_url")
+    if isinstance(plugins := data.get("plugins"), Mapping):
+        resolved["plugins"] = resolve_references(
+            plugins, setting="plugins", base_dir=base_dir, environ=environ
+        )
+    return resolved
+
+
 def _resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """Give each provider its key and register every secret the settings hold for masking.
+
+    A provider's own ``api_key`` wins; without one, ``api_key_env`` names the variable read.
+    """
     resolved: dict[str, ProviderSettings] = {}
     for name in {*PROVIDER_PRESETS, *settings.providers}:
         provider = settings.provider(name)
         if provider is None:
             continue
-        key = environ.get(provider.api_key_env) if provider.api_key_env else None
-        resolved[name] = provider.model_copy(
-            update={"api_key": SecretStr(key) if key else provider.api_key}
-        )
+        key = provider.api_key
+        if key is None and provider.api_key_env:
+            value = environ.get(provider.api_key_env)
+            key = SecretStr(value) if value else None
+        if key is not None:
+            register_secret(key.get_secret_value())
+        resolved[name] = provider.model_copy(update={"api_key": key})
     settings.providers = resolved
+    try:
+        password = urlsplit(settings.database_url or "").password
+    except ValueError:  # not a URL the store will accept either; it says so itself
+        password = None
+    if password:
+        register_secret(password)
+        register_secret(unquote(password))
     return settings
 
 
@@ -296,15 +375,26 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
     for name, provider in (data.get("providers") or {}).items():
-        if isinstance(provider, dict) and "api_key" in provider:
+        if (
+            isinstance(provider, dict)
+            and "api_key" in provider
+            and not is_reference(provider["api_key"])
+        ):
             raise ConfigError(
                 f"providers.{name}.api_key: keys do not belong in the settings file; "
-                f"set api_key_env to the name of the environment variable that holds the key"
+                'reference the key instead (api_key = { "$env" = "VARIABLE" } or '
+                '{ "$file" = "path/to/key" }) or set api_key_env'
             )
+    if path is not None:
+        data = _resolve_references(data, Path(path).absolute().parent, os.environ)
     try:
         settings = Settings(**data)
         if overrides:
-            settings = Settings.model_validate({**settings.model_dump(), **overrides})
+            dumped = settings.model_dump()
+            for name, provider in settings.providers.items():
+                if provider.api_key is not None:  # excluded from dumps, so carried over by hand
+                    dumped["providers"][name]["api_key"] = provider.api_key
+            settings = Settings.model_validate({**dumped, **overrides})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"

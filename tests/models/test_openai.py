@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -33,6 +35,7 @@ from graft.models.base import (
     UsageChunk,
 )
 from graft.models.openai import OpenAIModel
+from graft.server import create_app
 from graft.tools.base import ToolDef
 
 # --- the fake upstream ------------------------------------------------------------------
@@ -622,9 +625,68 @@ async def test_client_errors_fail_at_once_with_the_upstream_message(
     upstream.script(answer(status, openai_error(f"Incorrect API key provided: {key}")))
     _, error = await collect_until_error(make_model(api_key=key, max_retries=3), ask(), ModelError)
     assert type(error) is ModelError
-    assert str(error) == f"upstream 'vllm' answered {status}: Incorrect API key provided: ***"
+    assert str(error) == f"upstream 'vllm' answered {status}: Incorrect API key provided: …-123"
     assert key not in repr(error) and key not in repr(error.__cause__)
     assert len(upstream.received) == 1
+
+
+ECHOED_KEY = "sk-echo-Wq2Er4Ty6Ui8Op0As1wxyz"
+
+
+def echo_authorization(upstream: Upstream, status: int) -> Handler:
+    """Answer ``status`` with an error body that repeats the request's Authorization header."""
+
+    async def handler(reply: Reply) -> bool:
+        header = upstream.received[-1].headers["authorization"]
+        message = f"rejected Authorization: {header} (key {header.removeprefix('Bearer ')})"
+        await reply.json(status, openai_error(message))
+        return True
+
+    return handler
+
+
+async def test_an_upstream_echoing_the_key_is_masked_in_errors_and_logs(
+    upstream: Upstream, make_model: MakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.script(echo_authorization(upstream, 503), echo_authorization(upstream, 401))
+    caplog.set_level(logging.WARNING, logger="graft.models.openai")
+    model = make_model(api_key=ECHOED_KEY, max_retries=1)
+    _, error = await collect_until_error(model, ask(), ModelError)
+    assert str(error) == (
+        "upstream 'vllm' answered 401: rejected Authorization: Bearer sk-…wxyz (key sk-…wxyz)"
+    )
+    [retry] = caplog.records  # the 503 was logged before the retry
+    assert "answered 503: rejected Authorization: Bearer sk-…wxyz" in retry.getMessage()
+    assert ECHOED_KEY not in caplog.text
+    upstream.script(sse(delta("a"), event(openai_error(f"bad key {ECHOED_KEY}"))))
+    _, error = await collect_until_error(model, ask(), ModelError)
+    assert str(error) == "upstream 'vllm' failed mid-answer: bad key sk-…wxyz"
+
+
+async def test_an_echoed_key_never_reaches_the_client(
+    upstream: Upstream, make_model: MakeModel, started: Callable[..., Any]
+) -> None:
+    upstream.script(echo_authorization(upstream, 401))
+    graft = await started(make_model(api_key=ECHOED_KEY))
+    transport = httpx.ASGITransport(app=create_app(graft))
+    async with httpx.AsyncClient(transport=transport, base_url="http://graft") as client:
+        response = await client.post(
+            "/v1/chat/completions",
+            json={"model": "default", "messages": [{"role": "user", "content": "hi"}]},
+        )
+    assert response.status_code == 502
+    assert ECHOED_KEY not in response.text
+    assert response.json()["error"]["message"] == (
+        "upstream 'vllm' answered 401: rejected Authorization: Bearer sk-…wxyz (key sk-…wxyz)"
+    )
+
+
+async def test_a_key_at_the_cut_of_a_long_error_is_masked_before_the_cut(
+    upstream: Upstream, make_model: MakeModel
+) -> None:
+    upstream.script(answer(400, openai_error("x" * 280 + f" key {ECHOED_KEY} " + "y" * 100)))
+    _, error = await collect_until_error(make_model(api_key=ECHOED_KEY), ask(), ModelError)
+    assert f" key sk-…wxyz {'y' * 5}" in str(error) and ECHOED_KEY[:8] not in str(error)
 
 
 async def test_long_error_bodies_are_truncated(upstream: Upstream, make_model: MakeModel) -> None:

@@ -18,7 +18,9 @@ Failures are retried, with exponential backoff and jitter (or the upstream's ``R
 only until a successful response starts: connection errors, timeouts and 408/409/429/5xx
 answers. Once the body has started nothing is retried, so the caller never sees text twice;
 a broken stream raises ``ModelError`` and a silent one ``ModelTimeout``. Error messages name
-the provider and the upstream status and text, and never the API key.
+the provider and the upstream status and text, with the API key and anything else shaped like
+a credential masked (``sk-…abcd``, ``graft.secrets``): an upstream may echo the key or the
+``Authorization`` header in its error, and the message goes on to the client and the log.
 
 The environment is read once per session, as httpx did: ``HTTPS_PROXY``/``HTTP_PROXY``/
 ``ALL_PROXY`` with ``NO_PROXY``, and for TLS httpx's trust store (certifi, or ``SSL_CERT_FILE``
@@ -56,6 +58,7 @@ from graft.models.base import (
     ToolCallChunk,
     UsageChunk,
 )
+from graft.secrets import mask, mask_secrets, register_secret
 
 __all__ = ["OpenAIModel"]
 
@@ -107,6 +110,8 @@ class OpenAIModel:
         self._session: aiohttp.ClientSession | None = None
         self._proxy: str | None = None
         self._key = provider.api_key.get_secret_value() if provider.api_key else ""
+        if self._key:
+            register_secret(self._key)
         base_url = (provider.base_url or "").rstrip("/")
         try:
             self._url = URL(f"{base_url}/chat/completions")
@@ -280,7 +285,7 @@ class OpenAIModel:
         finally:
             response.release()
         message = f"upstream {self.upstream!r} answered {response.status}"
-        text = self._redact(_error_text(raw))
+        text = _error_text(raw, self._key)
         return ModelError(f"{message}: {text}" if text else message)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -308,9 +313,6 @@ class OpenAIModel:
                 f"{self.provider.connect_timeout:g} s (or all {_CONNECTIONS} connections were busy)"
             )
         return f"upstream {self.upstream!r} sent nothing for {self.provider.timeout:g} s"
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
 
 
 def _config_problem(
@@ -361,8 +363,8 @@ def _tls_context() -> ssl.SSLContext:
 
 
 def _describe(exc: BaseException) -> str:
-    """``Type: message`` of a transport error (never holds the key: it is only in a header)."""
-    text = str(exc)
+    """``Type: message`` of a transport error, masked (a URL's password, say)."""
+    text = mask_secrets(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -385,8 +387,12 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _error_text(raw: bytes | dict[str, Any]) -> str:
-    """The message of an error body: OpenAI's ``{"error": {"message"}}`` and kin, or its text."""
+def _error_text(raw: bytes | dict[str, Any], key: str = "") -> str:
+    """The message of an error body: OpenAI's ``{"error": {"message"}}`` and kin, or its text.
+
+    Secrets are masked (``key`` too, even one too short for the registry) before the text is
+    cut to length, so that no cut leaves the start of one.
+    """
     data: Any = raw
     if isinstance(raw, bytes):
         text = raw.decode("utf-8", "replace")
@@ -403,6 +409,7 @@ def _error_text(raw: bytes | dict[str, Any]) -> str:
         if isinstance(found, str) and found:
             text = found
     text = " ".join(text.split())
+    text = mask_secrets(text.replace(key, mask(key)) if key else text)
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from graft.runtime import Graft
+from graft.secrets import install_secret_masking
 from graft.server import chat, conversations
 from graft.server.auth import Authenticate
 from graft.server.body import document_bodies
@@ -40,6 +41,9 @@ def create_app(graft: Graft) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The server's log handlers exist by now (uvicorn makes them as it starts): from here
+        # on nothing they print shows a configured secret or a credential.
+        install_secret_masking()
         await graft.start()
         try:
             yield
