@@ -8,7 +8,9 @@
 - with it: ``--chunks`` content chunks as server-sent events (one per HTTP chunk, each a
   separate write, like a real engine emitting token by token), then a finish chunk with
   ``usage`` and ``data: [DONE]``. A ``"max_tokens":N`` in the body overrides the number of
-  content chunks, so one upstream serves several stream lengths.
+  content chunks, so one upstream serves several stream lengths, and a ``"seed":N`` paces
+  them: N microseconds between content chunks, as an engine generating that fast would
+  (only the raw server paces; requests on one connection must not be pipelined then).
 
 It prints ``PORT <n>`` on stdout once it listens, and exits on SIGTERM or SIGINT.
 
@@ -106,7 +108,14 @@ def _http_chunk(data: bytes) -> bytes:
 
 
 _MAX_TOKENS = re.compile(rb'"max_tokens"\s*:\s*(\d+)')
+_SEED = re.compile(rb'"seed"\s*:\s*(\d+)')
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true')
+
+
+def pace_of(body: bytes) -> float:
+    """Seconds between content chunks that a request asks for (``"seed": microseconds``)."""
+    match = _SEED.search(body)
+    return min(int(match.group(1)), 10_000_000) / 1e6 if match else 0.0
 
 
 def wants(body: bytes, default_chunks: int) -> tuple[bool, int]:
@@ -196,6 +205,12 @@ class RawHTTPProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return  # the client went away (a load generator stopping mid-answer)
         streaming, chunks = wants(body, self.default_chunks)
+        pace = pace_of(body)
+        if streaming and pace:
+            asyncio.get_running_loop().create_task(
+                self._paced(transport, self.answers.stream(chunks), pace, close)
+            )
+            return
         if streaming:
             # One write per event: each SSE event leaves as its own send(), as from an engine.
             for part in self.answers.stream(chunks):
@@ -204,6 +219,23 @@ class RawHTTPProtocol(asyncio.Protocol):
                 transport.write(part)
         else:
             transport.write(self.answers.plain(chunks))
+        if close:
+            transport.close()
+
+    @staticmethod
+    async def _paced(
+        transport: asyncio.Transport, parts: list[bytes], pace: float, close: bool
+    ) -> None:
+        """Role event at once, each content chunk ``pace`` seconds after the one before."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        for i, part in enumerate(parts):
+            if 0 < i < len(parts) - 2:  # a content chunk: generated after a while
+                due += pace
+                await asyncio.sleep(max(0.0, due - loop.time()))
+            if transport.is_closing():
+                return
+            transport.write(part)
         if close:
             transport.close()
 
