@@ -44,6 +44,8 @@ from graft.secrets import is_reference, register_secret, resolve_reference, reso
 __all__ = [
     "DEFAULT_ASSISTANT",
     "PROVIDER_PRESETS",
+    "AccessRule",
+    "AccessSettings",
     "ApiKeySettings",
     "AssistantSettings",
     "AuthSettings",
@@ -112,10 +114,39 @@ class AssistantSettings(_Strict):
     )
     middleware: list[str] = Field(default_factory=list)
     roles: list[str] = Field(
-        default_factory=list, description="Roles allowed to use it; empty means everyone."
+        default_factory=list,
+        description="Roles allowed to use it. With `users` and `groups` empty too, everyone.",
+    )
+    users: list[str] = Field(default_factory=list, description="Users allowed to use it.")
+    groups: list[str] = Field(default_factory=list, description="Groups allowed to use it.")
+    tenants: list[str] = Field(
+        default_factory=list, description="If set, only users of these tenants may use it."
     )
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
+
+
+class AccessRule(_Strict):
+    """Who may use one tool, collection or data source (``graft.policy`` applies it).
+
+    A principal passes when it is listed by user name, by one of its groups or by one of its
+    roles (admins always), and, when ``tenants`` is set, belongs to one of those tenants (that
+    holds for admins too). A rule that lists no user, group or role lets every principal of
+    its tenants in.
+    """
+
+    users: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list)
+    roles: list[str] = Field(default_factory=list)
+    tenants: list[str] = Field(default_factory=list)
+
+
+class AccessSettings(_Strict):
+    """Access rules by kind and name; a thing without a rule is open to every principal."""
+
+    tools: dict[str, AccessRule] = Field(default_factory=dict)
+    collections: dict[str, AccessRule] = Field(default_factory=dict)
+    data_sources: dict[str, AccessRule] = Field(default_factory=dict)
 
 
 class ApiKeySettings(_Strict):
@@ -184,6 +215,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     assistants: dict[str, AssistantSettings] = Field(default_factory=dict)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,

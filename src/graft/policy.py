@@ -1,29 +1,76 @@
-"""Who may use what: assistant access and which tools an assistant may call.
+"""Who may use what: assistants, tools, document collections and data sources.
 
-Every entry point goes through these checks: a model's tool call, ``graft tools call`` and
-the HTTP routes. The security issue deepens them (per-tool roles, approvals); the call sites
-stay the same.
+Every entry point goes through these checks: a model's tool call, ``graft tools call``, the
+HTTP routes, and (for collections and data sources) every retrieval and every query. A tool
+is checked twice: when the turn lists the tools it may offer the model, and again when a
+call runs, so a call can never reach a tool that the list left out (a model naming a tool it
+was not given, a client-sent tool list, a rule changed mid-turn).
+
+Rules (``graft.config.AccessRule``) name users, groups and roles; the ``admin`` role passes
+every rule of its own tenants. ``tenants`` is a hard boundary: not even an admin of another
+tenant passes. A thing with no rule is open to every principal, and an assistant's rule sits
+in its own settings (``roles``, ``users``, ``groups``, ``tenants``).
 """
 
 from __future__ import annotations
 
-from graft.config import AssistantSettings
+from typing import Literal
+
+from graft.config import AccessRule, AssistantSettings, Settings
 from graft.context import Context, Principal
 from graft.errors import PermissionDenied
 
-__all__ = ["ADMIN_ROLE", "authorize_assistant", "tool_allowed"]
+__all__ = [
+    "ADMIN_ROLE",
+    "Kind",
+    "allows",
+    "authorize",
+    "authorize_assistant",
+    "tool_allowed",
+]
 
 ADMIN_ROLE = "admin"
+
+Kind = Literal["tools", "collections", "data_sources"]
+_NOUN = {"tools": "tool", "collections": "collection", "data_sources": "data source"}
+
+
+def allows(rule: AccessRule, principal: Principal) -> bool:
+    """Whether ``principal`` passes ``rule``."""
+    if rule.tenants and principal.tenant not in rule.tenants:
+        return False
+    if not (rule.users or rule.groups or rule.roles):
+        return True
+    return (
+        principal.user_id in rule.users
+        or not principal.groups.isdisjoint(rule.groups)
+        or principal.has_any_role([*rule.roles, ADMIN_ROLE])
+    )
 
 
 def authorize_assistant(principal: Principal, name: str, assistant: AssistantSettings) -> None:
     """Raise ``PermissionDenied`` unless ``principal`` may talk to the assistant."""
-    if not assistant.roles or principal.has_any_role([*assistant.roles, ADMIN_ROLE]):
-        return
-    raise PermissionDenied(f"you may not use assistant {name!r}")
+    rule = AccessRule(
+        users=assistant.users,
+        groups=assistant.groups,
+        roles=assistant.roles,
+        tenants=assistant.tenants,
+    )
+    if not allows(rule, principal):
+        raise PermissionDenied(f"you may not use assistant {name!r}")
+
+
+def authorize(settings: Settings, principal: Principal, kind: Kind, name: str) -> None:
+    """Raise ``PermissionDenied`` unless ``principal`` may use the ``kind`` called ``name``."""
+    rule = getattr(settings.access, kind).get(name)
+    if rule is not None and not allows(rule, principal):
+        raise PermissionDenied(f"you may not use the {_NOUN[kind]} {name!r}")
 
 
 def tool_allowed(ctx: Context, name: str) -> bool:
-    """True when the context's assistant may call the tool ``name``."""
+    """True when the context's assistant may call the tool ``name``, and its principal too."""
     allowed = ctx.assistant.tools
-    return allowed is None or name in allowed
+    if allowed is not None and name not in allowed:
+        return False
+    rule = ctx.settings.access.tools.get(name)
+    return rule is None or allows(rule, ctx.principal)

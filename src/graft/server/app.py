@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from graft.runtime import Graft
 from graft.secrets import install_secret_masking
-from graft.server import chat, conversations
+from graft.server import chat, conversations, keys
 from graft.server.auth import Authenticate
 from graft.server.body import document_bodies
 from graft.server.errors import install_error_handlers
@@ -62,6 +62,7 @@ def create_app(graft: Graft) -> FastAPI:
     install_error_handlers(app)
     app.include_router(chat.router)
     app.include_router(conversations.router)
+    app.include_router(keys.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:

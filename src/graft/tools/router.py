@@ -49,7 +49,8 @@ class ToolBox:
         """
         definition = self.get(name)
         owner = self.owners.get(name)
-        if definition is None or owner is None:
+        # Checked again at the call, not only when the tools were listed (graft.policy).
+        if definition is None or owner is None or not tool_allowed(ctx, name):
             raise ToolNotFound(f"no tool named {name!r} is available")
         parsed = parse_arguments(name, arguments)
         timeout = definition.timeout or self.default_timeout
