@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.openai_models",
     "graft.default_plugins.local_models",
     "graft.default_plugins.api_key_auth",
+    "graft.default_plugins.redact_pii",
 )
 
 
