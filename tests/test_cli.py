@@ -23,7 +23,10 @@ def test_tools_list_shows_builtin_tools() -> None:
     assert calculator["toolset"] == "builtin_tools"
 
 
-def test_tools_call_runs_through_the_policy_path(tmp_path: Path) -> None:
+def test_tools_call_runs_through_the_policy_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAFT_HOME", str(tmp_path / "home"))  # the call is audited there
     ok = invoke("tools", "call", "calculator", '{"expression": "1234*5678"}')
     assert ok.exit_code == 0 and json.loads(ok.output)["result"] == 7006652
     bad = invoke("tools", "call", "calculator", '{"expr": "1"}')

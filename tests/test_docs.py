@@ -2,12 +2,12 @@
 
 Each fenced ```python block of ``docs/*.md`` and ``README.md`` runs on its own, as a fresh
 module, with the working directory at a temporary folder. A block that prints and contains
-``#>`` lines must print exactly those lines. A block that defines ``test_*`` functions has
-them called (awaited when async), the way a plugin author's pytest would. A block that
-talks to ``http://127.0.0.1:8080`` gets a live graft server there instead, answered by a
-stand-in model. Code that is not meant to run (a ``pyproject.toml`` fragment, a shell
-session) carries its own language tag; an untagged fence is an error, so nothing is skipped
-by accident.
+``#>`` lines (``# >`` once formatted) must print exactly those lines. A block that defines
+``test_*`` functions has them called (awaited when async), the way a plugin author's pytest
+would. A block that talks to ``http://127.0.0.1:8080`` gets a live graft server there
+instead, answered by a stand-in model. Code that is not meant to run (a ``pyproject.toml``
+fragment, a shell session) carries its own language tag; an untagged fence is an error, so
+nothing is skipped by accident.
 """
 
 from __future__ import annotations
@@ -100,8 +100,15 @@ def python_blocks() -> list[Block]:
 
 def expected_output(code: str) -> list[str] | None:
     """The ``#>`` lines of a block (what it must print), or None when it has none."""
-    lines = [line.strip() for line in code.splitlines() if line.strip().startswith("#>")]
-    return [line[3:] if line.startswith("#> ") else line[2:] for line in lines] or None
+    # "# >" too: that is how ruff format writes a "#>" comment.
+    found = []
+    for line in code.splitlines():
+        line = line.strip()
+        for mark in ("# > ", "#> ", "# >", "#>"):
+            if line.startswith(mark):
+                found.append(line[len(mark) :])
+                break
+    return found or None
 
 
 def markdown(name: str) -> str:

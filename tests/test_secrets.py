@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,11 +159,19 @@ def test_bad_secret_files_name_the_file_never_the_content(
     assert SECRET_CONTENT not in text and "\\xff" not in text
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX, not root")
-def test_unreadable_secret_file(tmp_path: Path) -> None:
+def test_unreadable_secret_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "token"
     path.write_text(SECRET_CONTENT)
-    path.chmod(0)
+    opened = Path.open
+
+    def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+        # What open() raises for a file without read permission (root reads any file, so the
+        # refusal is simulated rather than made with chmod).
+        if self.name == "token":
+            raise PermissionError(13, "Permission denied", str(self))
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refuse)
     with pytest.raises(ConfigError, match="cannot read the secret file .*: Permission denied"):
         resolve({"$file": "token"}, tmp_path)
 

@@ -12,6 +12,10 @@ Rules the loop enforces:
 - the same call (name and arguments) repeated past ``max_repeated_calls`` is refused;
 - tool output is untrusted: it is wrapped and labelled before the model reads it, and the
   system prompt says that wrapped text is data, not instructions;
+- once the model has read untrusted content (a tool's output in this turn or in the history
+  it was given), a call to a tool not declared ``read_only`` waits for the user's approval
+  (``ApprovalRequired``; ``graft.approvals``); a denied or unanswered call does not run and
+  the model reads that it was denied;
 - a model failure ends the turn with an ``ErrorEvent`` followed by ``TurnDone("error")``.
 """
 
@@ -24,10 +28,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from graft.approvals import Approvals
 from graft.config import LimitsSettings
 from graft.context import Context
 from graft.errors import GraftError
 from graft.events import (
+    ApprovalRequired,
     ClientToolCalls,
     ErrorEvent,
     Event,
@@ -90,11 +96,17 @@ class AgentRun:
     client_tools: list[ToolDef] = field(default_factory=list)
     params: ModelParams = field(default_factory=ModelParams)
     stream: bool = True
+    approvals: Approvals | None = None
+    """Where approvals are asked for; ``None`` denies every call that needs one."""
     new_messages: list[Message] = field(default_factory=list)
     tool_runs: list[ToolRun] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     error: ErrorEvent | None = None
     _seen_calls: dict[str, int] = field(default_factory=dict)
+    _denied: dict[str, str] = field(default_factory=dict)
+    """Call id to why the user's approval was not given."""
+    _tainted: bool | None = None
+    """Whether the model has read untrusted content (found from the messages at the start)."""
 
     async def events(self) -> AsyncIterator[Event]:
         """Run the loop, yielding events until ``TurnDone``."""
@@ -158,6 +170,8 @@ class AgentRun:
     async def _run_tools(self, calls: list[ToolCall]) -> AsyncIterator[Event]:
         if not calls:
             return
+        async for event in self._approve(calls):
+            yield event
         for call in calls:
             yield ToolCallStarted(call)
         limit = asyncio.Semaphore(self.limits.max_parallel_tools)
@@ -190,6 +204,34 @@ class AgentRun:
                 )
             )
 
+    def _needs_approval(self, call: ToolCall) -> bool:
+        """A call that may have side effects, after the model read untrusted content."""
+        if self._tainted is None:
+            self._tainted = any(m.role == "tool" for m in self.messages)
+        definition = self.toolbox.get(call.name)
+        return self._tainted and definition is not None and not definition.read_only
+
+    async def _approve(self, calls: list[ToolCall]) -> AsyncIterator[Event]:
+        """Ask the user about the calls that need it; note the ones not approved."""
+        needed = [call for call in calls if self._needs_approval(call)]
+        self._tainted = True  # from here on the model will have read these calls' output
+        if not needed:
+            return
+        if self.approvals is None:
+            for call in needed:
+                self._denied[call.id] = "approval cannot be asked for here"
+            return
+        timeout = self.limits.approval_timeout
+        asked = [
+            self.approvals.request(self.ctx.principal, c, self.ctx.conversation_id) for c in needed
+        ]
+        for approval in asked:
+            yield ApprovalRequired(approval.id, approval.call, timeout)
+        decisions = await asyncio.gather(*(self.approvals.wait(a, timeout) for a in asked))
+        for approval, (approved, reason) in zip(asked, decisions, strict=True):
+            if not approved:
+                self._denied[approval.call.id] = reason or "denied"
+
     async def _run_one(
         self, index: int, call: ToolCall, limit: asyncio.Semaphore
     ) -> tuple[int, ToolResult]:
@@ -205,6 +247,12 @@ class AgentRun:
         return index, ToolResult(call.id, call.name, content, is_error, elapsed)
 
     async def _call(self, call: ToolCall) -> tuple[str, bool]:
+        if call.id in self._denied:
+            return (
+                f"error: the user did not approve this call ({self._denied[call.id]}); it did "
+                "not run. Tell the user what you wanted to do instead of retrying.",
+                True,
+            )
         key = f"{call.name}\x00{_canonical(call.arguments)}"
         self._seen_calls[key] = self._seen_calls.get(key, 0) + 1
         if self._seen_calls[key] > self.limits.max_repeated_calls:

@@ -1,4 +1,4 @@
-"""The ``graft`` command line: serve, chat, ask, tools, plugins, users, keys.
+"""The ``graft`` command line: serve, chat, ask, tools, plugins, users, keys, audit.
 
 Every command builds one ``Graft`` from the settings and runs the same turn path as the
 server, in-process. Domain errors become a one-line message and exit code 1; nothing prints
@@ -16,10 +16,14 @@ from typing import Any
 
 import click
 
+from graft.cli_audit import audit
 from graft.cli_common import async_command, settings_of
 from graft.cli_identity import keys, users
+from graft.cli_privacy import privacy
+from graft.context import Principal
 from graft.errors import ConfigError, GraftError
 from graft.events import (
+    ApprovalRequired,
     ClientToolCalls,
     ErrorEvent,
     TextDelta,
@@ -115,6 +119,21 @@ def serve(
     )
 
 
+async def _answer_approval(
+    graft: Graft, principal: Principal, event: ApprovalRequired, *, ask: bool
+) -> None:
+    """Ask at the terminal whether a waiting tool call may run; with no terminal, deny it."""
+    call = event.call
+    if ask:
+        prompt = f"allow {call.name}({call.arguments})? it may change or send something"
+        approved = await asyncio.to_thread(click.confirm, prompt, default=False, err=True)
+        reason = "" if approved else "the user said no"
+    else:
+        click.secho(f"denied {call.name}: no terminal to ask for approval", fg="red", err=True)
+        approved, reason = False, "no one could be asked (not a terminal)"
+    graft.approvals.decide(event.approval_id, principal, approved, reason)
+
+
 async def _stream_turn(
     graft: Graft, request: TurnRequest, user: str | None, *, show: bool
 ) -> dict[str, Any]:
@@ -128,6 +147,8 @@ async def _stream_turn(
             result["content"] += event.text
             if show:
                 click.echo(event.text, nl=False)
+        elif isinstance(event, ApprovalRequired):
+            await _answer_approval(graft, principal, event, ask=show and sys.stdin.isatty())
         elif isinstance(event, ToolCallStarted):
             if show:
                 click.secho(f"→ {event.call.name}({event.call.arguments})", fg="cyan", err=True)
@@ -263,7 +284,12 @@ async def tools_call(
     graft = Graft(settings_of(ctx))
     context = graft.context(graft.principal_for(user), assistant)
     box = await graft.toolbox(context)
-    click.echo(await box.call(name, arguments, context))
+    await graft.store.start()  # the call is recorded in the audit log
+    try:
+        result = await box.call(name, arguments, context)
+    finally:
+        await graft.store.close()
+    click.echo(result)
 
 
 @cli.command()
@@ -303,6 +329,8 @@ def check(ctx: click.Context) -> None:
 
 cli.add_command(users)
 cli.add_command(keys)
+cli.add_command(audit)
+cli.add_command(privacy)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""What every ``graft`` command shares: loading the settings and running async code.
+"""What every ``graft`` command shares: loading the settings, the store, running async code.
 
 Domain errors become ``click.ClickException``: a one-line message and exit code 1, never a
 traceback.
@@ -7,17 +7,21 @@ traceback.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from graft.config import Settings, load_settings
-from graft.errors import GraftError
+from graft.errors import ConfigError, GraftError
 
-__all__ = ["async_command", "run", "settings_of"]
+if TYPE_CHECKING:
+    from graft.store import Store
+
+__all__ = ["async_command", "opened_store", "run", "settings_of"]
 
 T = TypeVar("T")
 
@@ -26,6 +30,28 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     """The settings, from ``--config`` or the default places, with ``overrides`` applied."""
     config: Path | None = ctx.obj.get("config") if ctx.obj else None
     return load_settings(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@contextlib.asynccontextmanager
+async def opened_store(ctx: click.Context, *, if_memory: str) -> AsyncIterator[Store]:
+    """The store the settings point at, started, and closed after.
+
+    Raises:
+        ConfigError: The store is ``memory://``, which a command's process would take with it
+            (``if_memory`` says what would be lost).
+    """
+    from graft.crypto import KeySource
+    from graft.store import open_store
+
+    settings = settings_of(ctx)
+    if settings.sqlalchemy_url == "memory://":
+        raise ConfigError(f"the store is memory://: {if_memory}")
+    store = open_store(settings.sqlalchemy_url, data_keys=KeySource.from_settings(settings))
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -3,25 +3,31 @@
 The command line acts as the operator of the installation: it reads the database the
 settings point at, so it may do what an admin may. Users live in the store; a key is printed
 once, on standard output alone (``KEY=$(graft keys create --user ann)``), and only its
-digest is kept (``graft.identity``).
+digest is kept (``graft.identity``). Every change is recorded in the audit log, by
+``cli:NAME`` (``graft.audit``); a change that could not be recorded makes the command fail.
+``graft keys rotate-data-key`` is about another kind of key: the data key that encrypts
+conversations at rest (``graft.crypto``), which it replaces, re-encrypting what is stored.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import getpass
 import json
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
 import click
 
-from graft.cli_common import async_command, settings_of
+from graft import audit
+from graft.cli_common import async_command, opened_store, settings_of
 from graft.context import Principal
 from graft.errors import ConfigError
 from graft.identity import ROLES, check_roles, issue_key
-from graft.store import Store, open_store
+from graft.store import Store
 from graft.store.base import ApiKeyInfo, User
 
 __all__ = ["keys", "users"]
@@ -30,17 +36,8 @@ _ROLE = click.Choice(ROLES)
 _TENANT = click.option("--tenant", default="default", show_default=True, help="The tenant.")
 
 
-@contextlib.asynccontextmanager
-async def _store(ctx: click.Context) -> AsyncIterator[Store]:
-    settings = settings_of(ctx)
-    if settings.sqlalchemy_url == "memory://":
-        raise ConfigError("the store is memory://: users and keys would vanish with this command")
-    store = open_store(settings.sqlalchemy_url)
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
+def _store(ctx: click.Context) -> AbstractAsyncContextManager[Store]:
+    return opened_store(ctx, if_memory="users and keys would vanish with this command")
 
 
 def _operator() -> Principal:
@@ -50,6 +47,17 @@ def _operator() -> Principal:
     except (KeyError, OSError):  # no user name for this uid (a container)
         name = "operator"
     return Principal(f"cli:{name}", frozenset(ROLES))
+
+
+async def _audit(
+    store: Store, action: str, tenant: str, target: str, details: Mapping[str, Any]
+) -> None:
+    """Record a change the operator made; fail the command if it cannot be recorded."""
+    event = audit.AuditEvent(action, _operator().user_id, tenant, target, "ok", details)
+    if await audit.record(store, event) is None:
+        raise click.ClickException(
+            f"{action} {target!r} was done but could not be written to the audit log"
+        )
 
 
 def _when(moment: datetime | None) -> str:
@@ -102,6 +110,8 @@ async def users_add(
         user = await store.create_user(
             tenant=tenant, name=name, roles=check_roles(roles or ["user"]), groups=list(groups)
         )
+        details = {"roles": list(user.roles), "groups": list(user.groups)}
+        await _audit(store, "user.create", user.tenant, user.name, details)
     click.echo(f"added {user.name!r} in tenant {user.tenant!r}: roles {', '.join(user.roles)}")
     click.echo(f"make a key for them: graft keys create --user {user.name}", err=True)
 
@@ -135,6 +145,7 @@ async def users_disable(ctx: click.Context, name: str, tenant: str) -> None:
     """Disable user NAME: their keys stop working at once."""
     async with _store(ctx) as store:
         await store.set_user_disabled(tenant, name, True)
+        await _audit(store, "user.disable", tenant, name, {})
     click.echo(f"disabled {name!r} in tenant {tenant!r}")
 
 
@@ -147,6 +158,7 @@ async def users_enable(ctx: click.Context, name: str, tenant: str) -> None:
     """Enable user NAME again."""
     async with _store(ctx) as store:
         await store.set_user_disabled(tenant, name, False)
+        await _audit(store, "user.enable", tenant, name, {})
     click.echo(f"enabled {name!r} in tenant {tenant!r}")
 
 
@@ -173,6 +185,8 @@ async def keys_create(
         key, info = await issue_key(
             store, owner, creator=_operator(), roles=roles or None, name=name
         )
+        details = {"user": info.user, "roles": list(info.roles), "name": info.name}
+        await _audit(store, "key.create", info.tenant, info.id, details)
     click.echo(
         f"key {info.id} for {info.user!r} ({', '.join(info.roles) or 'no roles'}); "
         "it is shown once, keep it safe:",
@@ -213,6 +227,7 @@ async def keys_revoke(ctx: click.Context, key_id: str) -> None:
     key_id = key_id[:15]  # a whole key pasted by mistake is cut to its public part
     async with _store(ctx) as store:
         info = await store.revoke_key(key_id)
+        await _audit(store, "key.revoke", info.tenant, info.id, {"user": info.user})
     click.echo(f"revoked {info.id} of {info.user!r} ({_when(info.revoked_at)})")
 
 
@@ -231,3 +246,130 @@ def keys_new(user: str, roles: tuple[str, ...]) -> None:
     click.echo(f"user = {json.dumps(user, ensure_ascii=False)}")
     click.echo(f"roles = {json.dumps(list(roles))}")
     click.echo(f'sha256 = "{hash_key(key)}"')
+
+
+@keys.command("rotate-data-key")
+@click.option(
+    "--drop-old",
+    is_flag=True,
+    help="After re-encrypting, remove the older keys from the key file. Only once no graft "
+    "process runs with them any more: restart or stop the others first.",
+)
+@click.option(
+    "--no-new-key",
+    "reuse",
+    is_flag=True,
+    help="Add no key: re-encrypt with the newest there is (after changing GRAFT_DATA_KEY, "
+    "to finish an interrupted run, or to encrypt values stored before encryption was on).",
+)
+@click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows per write transaction.",
+)
+@click.pass_context
+@async_command
+async def keys_rotate_data_key(
+    ctx: click.Context, drop_old: bool, reuse: bool, batch_size: int
+) -> None:
+    """Add a new data key, re-encrypt every stored value with it, and report counts.
+
+    The key is added to the key file first, so a crash loses nothing: running again (with
+    --no-new-key) finishes the work. Older keys stay and keep decrypting until --drop-old.
+    Running servers read the changed key file by themselves. With GRAFT_DATA_KEY, which no
+    command can change, the new value is printed to be set; then run --no-new-key.
+    """
+    from graft.crypto import (
+        DataKeys,
+        KeySource,
+        encode_key,
+        generate_key,
+        key_id,
+        parse_keys,
+        write_key_file,
+    )
+    from graft.store.sql import SQLStore
+
+    settings = settings_of(ctx)
+    source = KeySource.from_settings(settings)
+    if source is None:
+        raise ConfigError("the store is memory://: nothing is stored to encrypt")
+    if not settings.encrypt_at_rest:
+        raise ConfigError("encrypt_at_rest is off: turn it on to encrypt with a data key")
+    if source.env is not None and not reuse:
+        new = generate_key()
+        current = parse_keys(source.env, source="GRAFT_DATA_KEY")
+        click.echo("GRAFT_DATA_KEY=" + ",".join(encode_key(k) for k in [new, *current]))
+        click.echo(
+            f"GRAFT_DATA_KEY comes from the environment, which this command does not change. "
+            f"Set it to the value above (new key {key_id(new)} first, the older ones after it) "
+            "for every graft process and restart them, then run: "
+            "graft keys rotate-data-key --no-new-key",
+            err=True,
+        )
+        return
+    loaded = source.load()
+    assert loaded is not None  # encrypting: the key file exists now
+    if reuse:
+        keys = DataKeys(loaded.keys)
+    else:
+        keys = DataKeys([generate_key(), *loaded.keys])
+        write_key_file(source.path, keys.keys)
+        click.echo(f"added data key {keys.current_id} to {source.path}", err=True)
+
+    store = SQLStore(settings.sqlalchemy_url, data_keys=keys)
+    await store.start()
+    try:
+        rows = await store.count_encrypted_rows()
+        with click.progressbar(
+            length=rows, label=f"re-encrypting with {keys.current_id}", file=sys.stderr
+        ) as bar:
+            done = await store.reencrypt(batch_size=batch_size, progress=bar.update)
+        if drop_old:
+            # Values a process still on an older key wrote meanwhile: none may be left.
+            again = await store.reencrypt(batch_size=batch_size)
+            if again.changed:
+                raise click.ClickException(
+                    f"{again.changed} values were written with an older key meanwhile; the "
+                    "older keys are kept. Restart every graft process, then run: graft keys "
+                    "rotate-data-key --no-new-key --drop-old"
+                )
+        dropped = [kid for kid in keys.ids if kid != keys.current_id] if drop_old else []
+        details: dict[str, Any] = {
+            "key": keys.current_id,
+            "dropped": dropped,
+            **{name: dataclasses.asdict(c) for name, c in done.counts.items()},
+        }
+        await _audit(store, "data_key.rotate", "", keys.current_id, details)
+    finally:
+        await store.close()
+
+    for name, counts in done.counts.items():
+        click.echo(
+            f"{name:<22} {counts.reencrypted:>8} re-encrypted {counts.encrypted:>8} encrypted "
+            f"(were plaintext) {counts.current:>8} already with {keys.current_id}"
+        )
+    if done.scrubbed is False:
+        click.echo(
+            "warning: another process kept the SQLite file busy, so older copies may remain in "
+            "its free space or WAL until the next checkpoint; run again with --no-new-key when "
+            "graft is stopped to remove them",
+            err=True,
+        )
+    elif done.scrubbed is None:
+        click.echo(
+            "PostgreSQL keeps old row versions until it vacuums: run VACUUM FULL conversations, "
+            "messages, tool_runs to remove them from disk now",
+            err=True,
+        )
+    if drop_old:
+        if source.env is not None:
+            click.echo(f"GRAFT_DATA_KEY={encode_key(keys.keys[0])}")
+            click.echo("set GRAFT_DATA_KEY to the value above: only the newest key", err=True)
+        else:
+            write_key_file(source.path, keys.keys[:1])
+            click.echo(
+                f"removed data keys {', '.join(dropped) or 'none'} from {source.path}", err=True
+            )

@@ -124,6 +124,12 @@ class AssistantSettings(_Strict):
     )
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        description="Delete its conversations this many days after their last turn "
+        "(`graft.retention`); None keeps them.",
+    )
 
 
 class AccessRule(_Strict):
@@ -179,6 +185,31 @@ class LimitsSettings(_Strict):
         default=2, ge=1, description="Identical tool calls allowed per turn before refusing."
     )
     max_tool_output_chars: int = Field(default=20_000, gt=0)
+    approval_timeout: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds a tool call waits for the user's approval before it is denied.",
+    )
+    requests_per_minute: int = Field(
+        default=600, ge=0, description="Requests per user and minute (burst included); 0: off."
+    )
+    requests_per_minute_per_key: int = Field(
+        default=0, ge=0, description="Requests per API key and minute, within the user's; 0: off."
+    )
+    tokens_per_day: int = Field(
+        default=0, ge=0, description="Tokens per user and UTC day before turns are refused; 0: off."
+    )
+    max_streams_per_user: int = Field(
+        default=8, ge=0, description="Streamed answers one user may have open at once; 0: off."
+    )
+    max_json_depth: int = Field(
+        default=32, gt=0, description="Deepest nesting of arrays and objects in a JSON body."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        repr=False,  # a URL may hold a password
+        description="Redis shared by every worker for the counters above; unset: per process.",
+    )
 
 
 def _default_home() -> Path:
@@ -217,6 +248,11 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    link_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts (and their subdomains) that answers may link to or load images "
+        "from; links and images to any other host are neutralised.",
+    )
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         repr=False,  # may hold resolved secrets, which stay plain strings
@@ -225,6 +261,23 @@ class Settings(BaseSettings):
     )
     local_model_path: Path | None = Field(
         default=None, description="A GGUF file for `local:` models; defaults to SmolLM2."
+    )
+    encrypt_at_rest: bool = Field(
+        default=True,
+        description="Encrypt message contents, titles, tool arguments and results in the "
+        "database with the data key (AES-256-GCM, graft.crypto).",
+    )
+    data_key_file: Path | None = Field(
+        default=None,
+        description="The data key file, mode 0600; defaults to `data.key` in `home`, made "
+        "on first start. Not read while `GRAFT_DATA_KEY` is set.",
+    )
+    data_key: SecretStr | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="Data keys from `GRAFT_DATA_KEY` only (base64url, newest first, "
+        "comma-separated); wins over the key file.",
     )
 
     @model_validator(mode="before")
@@ -287,6 +340,11 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """The database URL, defaulting to ``graft.db`` in ``home``."""
         return self.database_url or f"sqlite:///{self.home / 'graft.db'}"
+
+    @property
+    def data_key_path(self) -> Path:
+        """The data key file, defaulting to ``data.key`` in ``home``."""
+        return self.data_key_file or self.home / "data.key"
 
     def assistant_names(self) -> list[str]:
         """Every assistant, the implicit default one included."""
@@ -387,6 +445,9 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings
     if password:
         register_secret(password)
         register_secret(unquote(password))
+    if settings.data_key is not None:
+        for data_key in settings.data_key.get_secret_value().split(","):
+            register_secret(data_key.strip())
     return settings
 
 
@@ -406,6 +467,11 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
             raise ConfigError(f"config file {str(path)!r} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    if "data_key" in data:
+        raise ConfigError(
+            "data_key: data keys do not belong in the settings file; set GRAFT_DATA_KEY "
+            "or keep them in the key file (data_key_file)"
+        )
     for name, provider in (data.get("providers") or {}).items():
         if (
             isinstance(provider, dict)
@@ -426,6 +492,8 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
             for name, provider in settings.providers.items():
                 if provider.api_key is not None:  # excluded from dumps, so carried over by hand
                     dumped["providers"][name]["api_key"] = provider.api_key
+            if settings.data_key is not None:  # excluded from dumps too
+                dumped["data_key"] = settings.data_key
             settings = Settings.model_validate({**dumped, **overrides})
     except ValidationError as exc:
         problems = "; ".join(

@@ -23,6 +23,9 @@ class Principal:
     roles: frozenset[str] = field(default_factory=frozenset)
     groups: frozenset[str] = field(default_factory=frozenset)
     tenant: str = "default"
+    key_id: str | None = field(default=None, compare=False)
+    """Public id of the API key the request came with, for per-key rate limits; not compared:
+    two keys of one user are the same principal."""
 
     def has_any_role(self, roles: list[str] | frozenset[str]) -> bool:
         """True when the principal holds at least one of ``roles``."""

@@ -7,6 +7,7 @@ message and exit code, the event stream into an ``ErrorEvent``.
 ```
 GraftError
 ├── ConfigError                 settings or assistant definitions are invalid
+├── DataIntegrityError  (500)   stored data was changed or its data key is missing
 ├── InvalidRequest      (400)   a request the caller must fix
 │   └── PayloadTooLarge (413)
 ├── AuthenticationError (401)   no or wrong credentials
@@ -14,6 +15,8 @@ GraftError
 ├── NotFound            (404)
 │   ├── UnknownAssistant        the ``model`` field names no assistant
 │   └── ConversationNotFound
+├── RateLimited         (429)   too many requests or streams for now; ``retry_after`` seconds
+│   └── BudgetExceeded          the user's tokens of the day are spent
 ├── ModelError          (502)   the upstream model failed
 │   ├── ModelTimeout    (504)
 │   └── ModelUnavailable(503)   not installed or not configured (e.g. a missing extra)
@@ -31,8 +34,10 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExceeded",
     "ConfigError",
     "ConversationNotFound",
+    "DataIntegrityError",
     "GraftError",
     "InvalidRequest",
     "ModelError",
@@ -41,6 +46,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "RateLimited",
     "ToolArgumentError",
     "ToolError",
     "ToolNotFound",
@@ -132,6 +138,29 @@ class ConversationNotFound(NotFound):
     code = "conversation_not_found"
 
 
+class RateLimited(GraftError):
+    """Over a rate limit: the caller may try again in ``retry_after`` seconds.
+
+    ``type`` and ``code`` are OpenAI's for a request rate (``requests``,
+    ``rate_limit_exceeded``); the HTTP layer adds a ``Retry-After`` header.
+    """
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class BudgetExceeded(RateLimited):
+    """The user's token budget of the day is spent; it starts again at UTC midnight."""
+
+    type = "tokens"
+    code = "budget_exceeded"
+
+
 class ModelError(GraftError):
     """The upstream model failed: an HTTP error, a broken stream, a crash of the local model."""
 
@@ -176,3 +205,12 @@ class ToolNotFound(ToolError):
     """The model called a tool that the assistant does not offer."""
 
     code = "tool_not_found"
+
+
+class DataIntegrityError(GraftError):
+    """An encrypted value failed to decrypt: it was changed, or its data key is missing.
+
+    The message names the column and its owner (a conversation id), never the plaintext.
+    """
+
+    code = "data_integrity_error"

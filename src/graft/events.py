@@ -14,6 +14,7 @@ from typing import Literal
 from graft.messages import ToolCall, Usage
 
 __all__ = [
+    "ApprovalRequired",
     "ClientToolCalls",
     "ErrorEvent",
     "Event",
@@ -51,6 +52,17 @@ class ToolCallStarted:
 
     call: ToolCall
     kind: Literal["tool_call_started"] = "tool_call_started"
+
+
+@dataclass(slots=True)
+class ApprovalRequired:
+    """A tool call waits for the user's yes or no (``graft.approvals``)."""
+
+    approval_id: str
+    call: ToolCall
+    timeout: float
+    """Seconds until no answer counts as a denial."""
+    kind: Literal["approval_required"] = "approval_required"
 
 
 @dataclass(slots=True)
@@ -95,5 +107,12 @@ class TurnDone:
 
 
 Event = (
-    TurnStarted | TextDelta | ToolCallStarted | ToolResult | ClientToolCalls | ErrorEvent | TurnDone
+    TurnStarted
+    | TextDelta
+    | ApprovalRequired
+    | ToolCallStarted
+    | ToolResult
+    | ClientToolCalls
+    | ErrorEvent
+    | TurnDone
 )

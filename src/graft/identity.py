@@ -142,10 +142,12 @@ async def principal_for_key(store: Store, token: str) -> Principal:
     if stored.info.revoked_at is not None or not stored.user.active:
         raise AuthenticationError(_INVALID)
     roles = [role for role in stored.info.roles if role in stored.user.roles]
-    return principal_of_user(stored.user, roles)
+    return principal_of_user(stored.user, roles, key_id=stored.info.id)
 
 
-def principal_of_user(user: User, roles: Iterable[str] | None = None) -> Principal:
+def principal_of_user(
+    user: User, roles: Iterable[str] | None = None, *, key_id: str | None = None
+) -> Principal:
     """The principal of ``user``, with ``roles`` (default: all of theirs)."""
     chosen = user.roles if roles is None else roles
-    return Principal(user.name, frozenset(chosen), frozenset(user.groups), user.tenant)
+    return Principal(user.name, frozenset(chosen), frozenset(user.groups), user.tenant, key_id)

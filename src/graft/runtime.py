@@ -12,8 +12,10 @@ import inspect
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 
+from graft.approvals import Approvals
 from graft.config import AssistantSettings, Settings, load_settings, split_model_id
 from graft.context import Context, Principal
+from graft.crypto import KeySource
 from graft.errors import (
     AuthenticationError,
     ConfigError,
@@ -47,11 +49,19 @@ class Graft:
         self.settings = settings if settings is not None else load_settings()
         self.pm = make_plugin_manager(entry_points=entry_points, plugins=plugins)
         self.registry = Registry.collect(self.pm, self.settings)
+        self.store = (
+            store
+            if store is not None
+            else open_store(
+                self.settings.sqlalchemy_url, data_keys=KeySource.from_settings(self.settings)
+            )
+        )
         self.tools = ToolRouter(
             [toolset for toolset, _ in self.registry.toolsets],
             default_timeout=self.settings.limits.tool_timeout,
+            audit=self.store,
         )
-        self.store = store if store is not None else open_store(self.settings.sqlalchemy_url)
+        self.approvals = Approvals()
         self._models: dict[str, Model] = dict(models or {})
         self._preset_models = set(self._models)
 

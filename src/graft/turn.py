@@ -4,7 +4,8 @@ HTTP API, CLI, and later voice and evals all call this function; reading it top 
 shows the whole data flow::
 
     authorize ─▶ load history ─▶ store the new messages ─▶ input middleware
-        ─▶ agent loop (model ⇄ tools) ─▶ output middleware ─▶ events ─▶ store what was shown
+        ─▶ agent loop (model ⇄ tools, approvals) ─▶ output middleware ─▶ link guard
+        ─▶ events ─▶ store what was shown
 
 Authentication happens at the edge (it depends on the transport) and arrives here as the
 ``Principal``. Errors that make the request itself invalid (unknown assistant, forbidden,
@@ -24,10 +25,12 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from graft import audit
 from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
 from graft.context import Context, Principal
-from graft.errors import InvalidRequest, NotFound
+from graft.errors import InvalidRequest, NotFound, PermissionDenied
 from graft.events import ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
+from graft.links import guard_links
 from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output
 from graft.policy import authorize_assistant
@@ -62,7 +65,11 @@ async def run_turn(
 ) -> AsyncGenerator[Event, None]:
     """Run one turn for ``principal``, yielding events from ``TurnStarted`` to ``TurnDone``."""
     assistant = graft.assistant(request.assistant)
-    authorize_assistant(principal, request.assistant, assistant)
+    try:
+        authorize_assistant(principal, request.assistant, assistant)
+    except PermissionDenied as exc:
+        await audit.record_denied(graft.store, principal, f"assistant:{request.assistant}", exc)
+        raise
     _check_messages(request, graft.settings.limits.max_messages)
     model = graft.model_for(assistant)
     middleware = graft.middleware(assistant.middleware)
@@ -104,8 +111,11 @@ async def run_turn(
             client_tools=request.client_tools,
             params=_params(request, assistant.temperature, assistant.max_tokens),
             stream=request.stream,
+            approvals=graft.approvals,
         )
-        async for event in apply_output(middleware, run.events(), ctx):
+        hosts = graft.settings.link_hosts
+        output = guard_links(apply_output(middleware, run.events(), ctx), hosts)
+        async for event in output:
             visible.add(event)
             if isinstance(event, ErrorEvent):
                 error = event.message

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import openai
 import pytest
@@ -17,7 +18,7 @@ from graft.cli import cli as main_cli
 from graft.default_plugins import api_key_auth
 from graft.default_plugins.api_key_auth import hash_api_key
 from graft.runtime import Graft
-from graft.server.auth import PUBLIC_PATHS
+from graft.server.auth import FAILURE_RECORDS_PER_MINUTE, PUBLIC_PATHS, FailureThrottle
 from graft.testing import FakeModel
 
 KEYS = [{"sha256": hash_api_key("sk-good"), "user": "ann", "roles": ["staff"]}]
@@ -62,7 +63,8 @@ def test_every_non_public_route_refuses_requests_without_credentials(keyed: Any)
             )
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.headers["www-authenticate"] == "Bearer"
-            assert response.json()["error"]["type"] == "authentication_error"
+            if method != "HEAD":  # a HEAD answer has no body
+                assert response.json()["error"]["type"] == "authentication_error"
             checked += 1
     assert checked == 3 * len([r for r in routes if r[1] not in PUBLIC_PATHS])
     # A path no route matches says nothing about the API to a caller without a key.
@@ -149,3 +151,27 @@ def test_users_and_keys_from_the_cli_secure_a_running_server(
     assert httpx.post(chat, json=body, headers={"x-api-key": second}).status_code == 200
     cli("users", "disable", "ann")
     assert httpx.post(chat, json=body, headers={"x-api-key": second}).status_code == 401
+
+
+def test_a_flood_of_refused_requests_is_counted_not_written_row_by_row() -> None:
+    throttle = FailureThrottle(per_minute=3)
+    minute = 1_000_000 * 60.0
+    assert [throttle.admit("10.0.0.9", minute) for _ in range(5)] == [0, 0, 0, None, None]
+    assert throttle.admit("10.0.0.8", minute) == 0  # every address has its own allowance
+    # The next minute's first record says how many were left out.
+    assert throttle.admit("10.0.0.9", minute + 60) == 2
+    assert throttle.admit("10.0.0.9", minute + 61) == 0
+
+
+def test_refused_requests_over_the_server_are_audited_within_the_allowance(keyed: Any) -> None:
+    server, app = keyed
+    graft = app.state.graft
+    sent = 2 * FAILURE_RECORDS_PER_MINUTE + 10  # more than two minutes' allowance
+    for _ in range(sent):
+        response = httpx.get(f"{server.url}/v1/models", headers={"x-api-key": "sk-wrong"})
+        assert response.status_code == 401
+    records = anyio.run(graft.store.list_audit, None, 1000)
+    failures = [r for r in records if r.action == "auth.failure"]
+    # At most one minute's allowance, or two if the test ran across a minute's end.
+    assert 1 <= len(failures) <= 2 * FAILURE_RECORDS_PER_MINUTE < sent
+    assert all("sk-wrong" not in r.details for r in failures)

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from graft.crypto import DataKeys, generate_key
 from graft.store import Store, open_store
 from graft.store.sql import SQLStore
 
@@ -93,16 +94,22 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    opened = open_store(store_url)
+def data_keys() -> DataKeys:
+    """A fresh keyring: the SQL stores of the suite encrypt contents, as graft does."""
+    return DataKeys([generate_key()])
+
+
+@pytest.fixture
+async def store(store_url: str, data_keys: DataKeys) -> AsyncIterator[Store]:
+    opened = open_store(store_url, data_keys=data_keys)
     await opened.start()
     yield opened
     await opened.close()
 
 
 @pytest.fixture
-async def sql_store(sql_url: str) -> AsyncIterator[SQLStore]:
-    opened = SQLStore(sql_url)
+async def sql_store(sql_url: str, data_keys: DataKeys) -> AsyncIterator[SQLStore]:
+    opened = SQLStore(sql_url, data_keys=data_keys)
     await opened.start()
     yield opened
     await opened.close()

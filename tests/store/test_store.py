@@ -32,6 +32,7 @@ from graft.messages import Message, ToolCall, Usage
 from graft.store import Store, ToolRun, open_store
 from graft.store import sql as sql_mod
 from graft.store import sqlite as sqlite_mod
+from graft.store.encrypted import MESSAGES, reveal
 from graft.store.memory import MemoryStore
 from graft.store.sql import SQLStore, metadata, t_conversations, t_messages, t_tool_runs, t_turns
 from graft.store.sqlite import WRITER_CONNECTION
@@ -683,7 +684,9 @@ async def test_begin_turn_is_committed_when_it_returns(sql_store: SQLStore, sql_
                 .where(t_messages.c.conversation_id == cid)
                 .order_by(t_messages.c.id)
             )
-            return status, [c for (c,) in contents]
+            # Encrypted at rest: decrypted here as the store would.
+            context = MESSAGES.context("content", cid)
+            return status, [reveal(sql_store.data_keys, c, context) for (c,) in contents]
 
     try:
         cid, tid = await new_conversation(sql_store, text="stored before the model runs")

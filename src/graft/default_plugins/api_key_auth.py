@@ -82,7 +82,11 @@ async def authenticate(
     digest = hash_key(token)
     for key in auth.api_keys:
         if hmac.compare_digest(key.sha256, digest):
-            return Principal(key.user, frozenset(key.roles), frozenset(key.groups), key.tenant)
+            # A key of the settings file has no public id: its digest's start stands in.
+            key_id = f"sha256:{key.sha256[:12]}"
+            return Principal(
+                key.user, frozenset(key.roles), frozenset(key.groups), key.tenant, key_id
+            )
     if await _keyless(settings, store):
         # A stray key (an OpenAI client always sends one) while nobody is set up.
         return Principal(auth.default_user, frozenset(auth.default_roles))

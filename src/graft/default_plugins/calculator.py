@@ -111,7 +111,7 @@ def evaluate(expression: str) -> float | int:
     return result
 
 
-@tool
+@tool(read_only=True)
 def calculator(
     expression: Annotated[
         str, Field(min_length=1, max_length=200, pattern=r"^[0-9a-z+\-*/%^()., ]+$")

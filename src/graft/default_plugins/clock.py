@@ -14,7 +14,7 @@ from graft.tools.function import tool
 __all__ = ["current_time"]
 
 
-@tool
+@tool(read_only=True)
 def current_time(
     timezone: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-/]*$")] = "UTC",
 ) -> dict[str, str]:

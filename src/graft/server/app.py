@@ -3,8 +3,9 @@
 ``create_app(graft)`` wraps one ``Graft`` instance; the lifespan starts it (migrations,
 configuration checks) and closes it. ASGI middleware order, outermost first: metrics,
 security headers, CORS (only with ``cors_origins``; a preflight needs no credentials),
-authentication (``graft.server.auth``: once, before routing), then the body-size limit, so
-even refused requests are counted and carry the headers.
+authentication (``graft.server.auth``: once, before routing), rate limits (they need the
+principal; ``graft.server.ratelimit``), then the body-size limit, so even refused requests
+are counted and carry the headers.
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from starlette.responses import Response
 
+from graft.retention import purging
 from graft.runtime import Graft
 from graft.secrets import install_secret_masking
-from graft.server import chat, conversations, keys
+from graft.server import admin, approvals, chat, conversations, keys, privacy
 from graft.server.auth import Authenticate
 from graft.server.body import document_bodies
 from graft.server.errors import install_error_handlers
 from graft.server.headers import SecurityHeaders, install_cors
 from graft.server.limits import BodySizeLimit
 from graft.server.metrics import Metrics, MetricsMiddleware
+from graft.server.ratelimit import RateLimit
 
 __all__ = ["create_app"]
 
@@ -46,7 +49,8 @@ def create_app(graft: Graft) -> FastAPI:
         install_secret_masking()
         await graft.start()
         try:
-            yield
+            async with purging(graft.store, graft.settings):  # retention_days, hourly
+                yield
         finally:
             await graft.aclose()
 
@@ -63,6 +67,9 @@ def create_app(graft: Graft) -> FastAPI:
     app.include_router(chat.router)
     app.include_router(conversations.router)
     app.include_router(keys.router)
+    app.include_router(admin.router)
+    app.include_router(privacy.router)
+    app.include_router(approvals.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -77,6 +84,7 @@ def create_app(graft: Graft) -> FastAPI:
     document_bodies(app)
 
     app.add_middleware(BodySizeLimit, max_bytes=graft.settings.limits.max_body_bytes)
+    app.add_middleware(RateLimit, graft=graft)  # added after = runs before: inside Authenticate
     app.add_middleware(Authenticate, graft=graft)
     install_cors(app, graft.settings.cors_origins)
     app.add_middleware(SecurityHeaders)

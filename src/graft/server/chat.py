@@ -21,6 +21,7 @@ from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, principa
 from graft.server.encode import ChunkEncoder, CompletionBuilder
 from graft.server.errors import error_response
 from graft.server.metrics import Metrics
+from graft.server.ratelimit import turn_limits
 from graft.server.schemas import ChatCompletionRequest
 from graft.server.sse import EventStream
 
@@ -43,6 +44,7 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
         401: {"description": "Missing or invalid API key"},
         404: {"description": "Unknown assistant or conversation"},
         413: {"description": "Body over the size limit"},
+        429: {"description": "Over a rate limit, the token budget or the open streams"},
         502: {"description": "The upstream model failed"},
     },
 )
@@ -51,11 +53,19 @@ async def chat_completions(request: Request) -> Response:
     # The hottest route parses its body in one step (pydantic reads the JSON itself) and
     # takes no dependencies: FastAPI's body handling and dependency resolution cost a fifth
     # of graft's own CPU per pass-through request (measured in-process).
-    body = await parse_json_body(request, ChatCompletionRequest)
     graft = graft_of(request)
+    body = await parse_json_body(
+        request, ChatCompletionRequest, max_depth=graft.settings.limits.max_json_depth
+    )
     principal = principal_of(request)
     metrics: Metrics = request.app.state.metrics
+    limits = turn_limits(request)
+    if limits is not None:
+        # Over the day's budget or the open streams: 429 before the turn begins.
+        await limits.start_turn(stream=body.stream)
     events = graft.run_turn(body.to_turn(), principal)
+    if limits is not None:
+        events = limits.metered(events)
     started = await anext(events)  # raises request errors before anything is sent
     assert isinstance(started, TurnStarted)
     first = await anext(events)

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from graft.events import (
+    ApprovalRequired,
     ClientToolCalls,
     ErrorEvent,
     Event,
@@ -36,7 +37,16 @@ def error_body(
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-def _tool_event(event: ToolCallStarted | ToolResult) -> dict[str, Any]:
+def _tool_event(event: ApprovalRequired | ToolCallStarted | ToolResult) -> dict[str, Any]:
+    if isinstance(event, ApprovalRequired):
+        return {
+            "event": "approval_required",
+            "id": event.approval_id,
+            "call_id": event.call.id,
+            "name": event.call.name,
+            "arguments": event.call.arguments,
+            "timeout": event.timeout,
+        }
     if isinstance(event, ToolCallStarted):
         return {
             "event": "tool_call",
@@ -88,7 +98,7 @@ class ChunkEncoder:
             return self._chunk({"content": event.text})
         if isinstance(event, TurnStarted):
             return self._chunk({"content": ""}, conversation_id=event.conversation_id)
-        if isinstance(event, ToolCallStarted | ToolResult):
+        if isinstance(event, ApprovalRequired | ToolCallStarted | ToolResult):
             return self._chunk({}, graft=_tool_event(event))
         if isinstance(event, ClientToolCalls):
             calls = [{"index": i, **c.to_openai()} for i, c in enumerate(event.calls)]
@@ -136,7 +146,7 @@ class CompletionBuilder:
             self.text.append(event.text)
         elif isinstance(event, TurnStarted):
             self.conversation_id = event.conversation_id
-        elif isinstance(event, ToolCallStarted | ToolResult):
+        elif isinstance(event, ApprovalRequired | ToolCallStarted | ToolResult):
             self.tool_activity.append(_tool_event(event))
         elif isinstance(event, ClientToolCalls):
             self.client_calls.extend(c.to_openai() for c in event.calls)

@@ -8,6 +8,7 @@ field in ``param``; unknown routes and methods keep their 404/405; anything unex
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,10 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from graft.errors import GraftError
+from graft.errors import GraftError, RateLimited
 from graft.server.encode import error_body
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "retry_after_header"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ def error_response(
     )
 
 
+def retry_after_header(seconds: float) -> str:
+    """``Retry-After`` for a wait of ``seconds``: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(seconds)))
+
+
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, str | None]:
     first = errors[0]
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
@@ -59,7 +65,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def graft_error(request: Request, exc: GraftError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
-        return error_response(exc.status, exc.message, exc.type, exc.code, exc.param)
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"retry-after": retry_after_header(exc.retry_after)}
+        return error_response(
+            exc.status, exc.message, exc.type, exc.code, exc.param, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

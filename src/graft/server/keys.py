@@ -4,7 +4,7 @@ A user lists, creates and revokes their own keys; an admin those of every user o
 tenant. A key of anyone else (another user's, for a non-admin; another tenant's, for
 everyone) answers 404, as if it did not exist, so ids cannot be probed. A new key is in the
 response once and never again; it carries at most the roles its user has and its creator
-may give (``graft.identity.issue_key``).
+may give (``graft.identity.issue_key``). Creating and revoking are recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
+from graft import audit
 from graft.context import Principal
 from graft.errors import NotFound
 from graft.identity import ROLES, issue_key
@@ -97,6 +98,9 @@ async def create_key(
     key, info = await issue_key(
         graft.store, owner, creator=principal, roles=body.roles, name=body.name
     )
+    details = {"user": info.user, "roles": list(info.roles), "name": info.name}
+    event = audit.AuditEvent("key.create", principal.user_id, info.tenant, info.id, "ok", details)
+    await audit.record(graft.store, event)
     return JSONResponse({**_json(info), "key": key}, status_code=201)
 
 
@@ -109,4 +113,8 @@ async def revoke_key(
     if found is None or not _visible(principal, found.info):
         raise NotFound(f"no API key {key_id[:64]!r}", code="key_not_found")
     info = await graft.store.revoke_key(found.info.id, principal.tenant)
+    event = audit.AuditEvent(
+        "key.revoke", principal.user_id, info.tenant, info.id, "ok", {"user": info.user}
+    )
+    await audit.record(graft.store, event)
     return _json(info)

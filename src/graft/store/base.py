@@ -9,14 +9,24 @@ that belongs to another user or tenant does not exist for the caller.
 
 The store also keeps who may come in: users (unique by name within a tenant) and their API
 keys, of which only a digest is stored (``graft.identity`` makes and checks keys).
+
+For privacy (``graft.store.privacy``) it hands a user all their data or deletes it, purges
+conversations past an assistant's retention period, and lists a tenant's conversations to
+its admins as metadata only, never their contents.
+
+And it keeps the audit log (``graft.audit``): records are only ever appended, each one hashed
+together with the hash of the record before it, under a lock that makes concurrent appends
+one chain.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
+from graft.audit import AuditEvent, AuditRecord
 from graft.context import Principal
 from graft.errors import InvalidRequest
 from graft.messages import Message, Usage
@@ -49,6 +59,8 @@ class ConversationInfo:
     title: str
     created_at: datetime
     updated_at: datetime
+    message_count: int | None = None
+    """How many messages it holds; only ``list_tenant_conversations`` counts them."""
 
 
 @dataclass(slots=True)
@@ -237,6 +249,60 @@ class Store(Protocol):
 
     async def revoke_key(self, key_id: str, tenant: str | None = None) -> ApiKeyInfo:
         """Revoke a key (again is a no-op); ``NotFound`` unless it exists in ``tenant``."""
+        ...
+
+    async def append_audit(self, event: AuditEvent) -> AuditRecord:
+        """Append ``event`` to the audit log as the next record of the chain, and return it.
+
+        The newest record is read and the new one written under one lock, so concurrent
+        appends (from any process sharing the database) still make one gapless chain.
+        """
+        ...
+
+    async def list_audit(
+        self, after_seq: int | None, limit: int, tenant: str | None = None
+    ) -> list[AuditRecord]:
+        """Audit records oldest first: the first ``limit`` after ``after_seq``, or the newest.
+
+        With ``after_seq=None``, the newest ``limit`` records. ``tenant`` keeps only the
+        records of that tenant.
+        """
+        ...
+
+    def iter_audit(self, *, batch: int = 500) -> AsyncIterator[AuditRecord]:
+        """Every audit record in ``seq`` order, read ``batch`` at a time (for ``verify``)."""
+        ...
+
+    async def export_user_data(self, tenant: str, user: str) -> dict[str, Any]:
+        """Everything stored of one user's conversations, as one JSON-serialisable document.
+
+        Every conversation with its messages, turns and tool runs, oldest first, in the shape
+        of ``graft.store.privacy.export_document``; none of another user's or tenant's.
+        """
+        ...
+
+    async def delete_user_data(self, tenant: str, user: str) -> int:
+        """Delete every conversation of one user (with everything in it); return how many.
+
+        The user's account and keys stay: ``set_user_disabled`` and ``revoke_key`` end those.
+        """
+        ...
+
+    async def purge_conversations(self, assistant: str, older_than: datetime) -> int:
+        """Delete the assistant's conversations last updated before ``older_than``.
+
+        Every tenant's; ``older_than`` must be timezone-aware. Returns how many went.
+        """
+        ...
+
+    async def list_tenant_conversations(
+        self, tenant: str, *, limit: int = 50, offset: int = 0
+    ) -> list[ConversationInfo]:
+        """Every user's conversations in ``tenant``, most recently updated first: metadata.
+
+        For admins. ``title`` is always ``""``: a title is the first user message, which is
+        content, not metadata. ``message_count`` is set.
+        """
         ...
 
 

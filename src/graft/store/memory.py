@@ -5,19 +5,26 @@ raises, the order it returns things in, the titles it makes) so that code tested
 behaves the same on SQLite and PostgreSQL; ``tests/store`` runs one suite over all three.
 Everything handed in or out is copied, as a database would, so callers cannot change stored
 state by mutating what they passed or got back. Nothing survives the process.
+
+It encrypts nothing: encryption at rest (``graft.crypto``) protects what reaches a disk,
+and nothing here does; ``memory://`` ignores the data key settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio.lowlevel
 
+from graft.audit import GENESIS_HASH, AuditEvent, AuditRecord, seal
 from graft.context import Principal
 from graft.errors import Conflict, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
+from graft.store import privacy
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
@@ -53,6 +60,8 @@ class MemoryStore:
         """(tenant, name) to user."""
         self._keys: dict[str, tuple[ApiKeyInfo, str]] = {}
         """Key id to the key and its digest."""
+        self._audit: list[AuditRecord] = []
+        """The audit log, oldest first (records are frozen: shared safely)."""
 
     async def start(self) -> None:
         """Nothing to open or migrate."""
@@ -274,6 +283,90 @@ class MemoryStore:
             info = dataclasses.replace(info, revoked_at=datetime.now(UTC))
             self._keys[key_id] = (info, sha256)
         return info
+
+    # --- the audit log ------------------------------------------------------------------
+
+    async def append_audit(self, event: AuditEvent) -> AuditRecord:
+        """Append ``event`` as the next record of the audit chain."""
+        await anyio.lowlevel.checkpoint()
+        # No await from reading the newest record to appending: one step for the event loop.
+        newest = self._audit[-1] if self._audit else None
+        seq, prev_hash = (newest.seq + 1, newest.hash) if newest else (1, GENESIS_HASH)
+        record = seal(event, seq=seq, prev_hash=prev_hash)
+        self._audit.append(record)
+        return record
+
+    async def list_audit(
+        self, after_seq: int | None, limit: int, tenant: str | None = None
+    ) -> list[AuditRecord]:
+        """Audit records oldest first: ``limit`` after ``after_seq``, or the newest."""
+        check_page(limit, 0)
+        await anyio.lowlevel.checkpoint()
+        found = [r for r in self._audit if tenant in (None, r.tenant)]
+        if after_seq is None:
+            return found[len(found) - limit :] if limit else []
+        return [r for r in found if r.seq > after_seq][:limit]
+
+    async def iter_audit(self, *, batch: int = 500) -> AsyncIterator[AuditRecord]:
+        """Every audit record in ``seq`` order."""
+        for start in range(0, len(self._audit), batch):
+            await anyio.lowlevel.checkpoint()
+            for record in self._audit[start : start + batch]:
+                yield record
+
+    # --- privacy: export, erasure, retention ----------------------------------------------
+
+    async def export_user_data(self, tenant: str, user: str) -> dict[str, Any]:
+        """Every conversation of one user, oldest first (``graft.store.privacy``)."""
+        await anyio.lowlevel.checkpoint()
+        theirs = sorted(
+            (c.info for c in self._conversations.values()),
+            key=lambda info: (info.created_at, info.id),
+        )
+        ids = [info.id for info in theirs if (info.tenant, info.user_id) == (tenant, user)]
+        return await privacy.export_conversations(self, tenant, user, ids)
+
+    async def delete_user_data(self, tenant: str, user: str) -> int:
+        """Delete one user's conversations with everything in them; return how many."""
+        await anyio.lowlevel.checkpoint()
+        return self._delete(
+            [
+                cid
+                for cid, c in self._conversations.items()
+                if (c.info.tenant, c.info.user_id) == (tenant, user)
+            ]
+        )
+
+    async def purge_conversations(self, assistant: str, older_than: datetime) -> int:
+        """Delete the assistant's conversations not updated since ``older_than``."""
+        privacy.check_aware(older_than)
+        await anyio.lowlevel.checkpoint()
+        return self._delete(
+            [
+                cid
+                for cid, c in self._conversations.items()
+                if c.info.assistant == assistant and c.info.updated_at < older_than
+            ]
+        )
+
+    async def list_tenant_conversations(
+        self, tenant: str, *, limit: int = 50, offset: int = 0
+    ) -> list[ConversationInfo]:
+        """A page of the tenant's conversations as metadata: no titles, message counts."""
+        check_page(limit, offset)
+        await anyio.lowlevel.checkpoint()
+        found = [c for c in self._conversations.values() if c.info.tenant == tenant]
+        found.sort(key=lambda c: (c.info.updated_at, c.info.id), reverse=True)
+        return [
+            dataclasses.replace(c.info, title="", message_count=len(c.messages))
+            for c in found[offset : offset + limit]
+        ]
+
+    def _delete(self, conversation_ids: list[str]) -> int:
+        for cid in conversation_ids:
+            for turn_id in self._conversations.pop(cid).turns:
+                self._turn_owner.pop(turn_id, None)
+        return len(conversation_ids)
 
     def _user(self, tenant: str, name: str) -> User:
         user = self._users.get((tenant, name))

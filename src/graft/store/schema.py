@@ -3,10 +3,11 @@
 Four tables for conversations: conversations, turns, messages and tool runs, each scoped by
 tenant and user through its conversation. Two for identity: users (a name per tenant, roles,
 groups, disabled or not) and their API keys (a public id, the SHA-256 digest of the whole
-key, the roles the key carries, revoked or not). Timestamps are timezone-aware UTC on every
-backend; row ids are 64-bit where the database has them. Schema changes go through Alembic
-migrations (``graft/store/migrations``), which are checked against these definitions by the
-tests.
+key, the roles the key carries, revoked or not). One for the audit log (``graft.audit``): an
+append-only, hash-chained record of who did what, numbered by ``seq``. Timestamps are
+timezone-aware UTC on every backend; row ids are 64-bit where the database has them. Schema
+changes go through Alembic migrations (``graft/store/migrations``), which are checked against
+these definitions by the tests.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata",
     "t_api_keys",
+    "t_audit_log",
     "t_conversations",
     "t_messages",
     "t_tool_runs",
@@ -88,7 +90,9 @@ t_conversations = Table(
     Column("tenant", String(255), nullable=False),
     Column("user_id", String(255), nullable=False),
     Column("assistant", String(255), nullable=False),
-    Column("title", String(255), nullable=False),
+    # Encrypted (graft.store.encrypted): a sealed 80-character title is longer than 255.
+    # SQLite does not enforce a length, so only PostgreSQL's column changed (migration 0004).
+    Column("title", String(255).with_variant(Text(), "postgresql"), nullable=False),
     Column("created_at", _UTCDateTime(), nullable=False),
     Column("updated_at", _UTCDateTime(), nullable=False),
     Index(None, "tenant", "user_id", "updated_at"),
@@ -178,4 +182,22 @@ t_api_keys = Table(
     Column("created_at", _UTCDateTime(), nullable=False),
     Column("revoked_at", _UTCDateTime(), nullable=True),
     Index(None, "user_pk"),
+)
+
+t_audit_log = Table(
+    "audit_log",
+    metadata,
+    # Given by the store as the newest seq + 1, under the append lock: gapless, so a
+    # deleted record shows as a gap (graft.audit).
+    Column("seq", _RowId, primary_key=True, autoincrement=True),
+    Column("at", _UTCDateTime(), nullable=False),
+    Column("tenant", String(255), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(255), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("details", Text(), nullable=False),  # a JSON object, masked
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index(None, "tenant", "seq"),
 )

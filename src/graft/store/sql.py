@@ -35,6 +35,12 @@ the store's own, apart from anyio's default one), and the pool keeps that many c
 so none is opened and closed under load. Row locks order concurrent writers; every
 transaction that locks a conversation and one of its turns takes the conversation first.
 
+Message contents, tool calls, tool arguments and results, and titles are encrypted at rest
+when the store is given data keys (``graft.crypto``; the columns and their contexts are in
+``graft.store.encrypted``). The turn's writes seal their values before executing their
+``Prepared`` statements (``finish_turn`` once its transaction has found the conversation,
+whose id is part of each value's associated data); reads decrypt them.
+
 ``start()`` brings the schema to the newest Alembic revision; the migrations live in
 ``graft/store/migrations`` and the tables below must match them (a test compares the two).
 """
@@ -43,7 +49,8 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -69,10 +76,12 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
+from graft.audit import AuditEvent, AuditRecord
 from graft.context import Principal
+from graft.crypto import DataKeys, KeySource
 from graft.errors import ConfigError, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
-from graft.store import users
+from graft.store import audit_sql, privacy, users
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
@@ -84,6 +93,20 @@ from graft.store.base import (
     User,
     check_page,
     make_title,
+)
+from graft.store.encrypted import (
+    CONVERSATIONS,
+    ENCRYPTED_TABLES,
+    MESSAGES,
+    TOOL_RUNS,
+    Batch,
+    ColumnCounts,
+    EncryptedTable,
+    Reencrypted,
+    count_values,
+    reencrypt_batch,
+    reveal,
+    seal,
 )
 from graft.store.prepared import Prepared
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
@@ -249,12 +272,14 @@ _DELETE_CONVERSATION = delete(t_conversations).where(_OWNED)
 class SQLStore:
     """The ``Store`` over a SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, data_keys: DataKeys | KeySource | None = None) -> None:
         """Prepare the engine; nothing connects until the first operation.
 
         Args:
             url: A SQLAlchemy database URL. ``sqlite://`` uses Python's ``sqlite3``;
                 ``postgresql://`` and ``postgres://`` use psycopg 3.
+            data_keys: The keys that encrypt contents at rest, or where ``start()`` reads
+                them; ``None`` stores plaintext (and cannot read encrypted values).
 
         Raises:
             ConfigError: The URL is malformed, names another SQLite driver, or PostgreSQL is
@@ -282,14 +307,27 @@ class SQLStore:
             SQLiteWriter(self._engine, checkpoint=not self._memory) if self._sqlite else None
         )
         self._limiter: anyio.CapacityLimiter | None = None
+        self._key_source = data_keys if isinstance(data_keys, KeySource) else None
+        self._keys = data_keys if isinstance(data_keys, DataKeys) else None
 
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine (for other modules that share this database)."""
         return self._engine
 
+    @property
+    def data_keys(self) -> DataKeys | None:
+        """The keys contents are encrypted with (read by ``start()`` from a ``KeySource``)."""
+        return self._keys
+
     async def start(self) -> None:
-        """Create the SQLite file's folder if needed and migrate the schema to head."""
+        """Read the data keys, create the SQLite file's folder if needed, migrate to head.
+
+        Raises:
+            ConfigError: The data keys cannot be read (see ``KeySource.load``).
+        """
+        if self._key_source is not None and self._keys is None:
+            self._keys = await anyio.to_thread.run_sync(self._key_source.load)
         database = self._url.database
         if (
             self._sqlite
@@ -335,11 +373,21 @@ class SQLStore:
         """
         title = make_title(new_messages)
         rows = [_message_row(m) for m in new_messages]
+        size = _payload_size(rows)
+        # Known before the transaction, so values are sealed outside it.
+        new_cid = new_id("conv") if conversation_id is None else None
+        keys = self._keys
+        if keys is not None and keys.encrypting:
+            owner = conversation_id or new_cid
+            assert owner is not None
+            title = seal(keys, title, CONVERSATIONS.context("title", owner)) or ""
+            for row in rows:
+                _seal_message(keys, row, owner)
 
         def work(conn: Connection) -> tuple[str, str]:
             now = datetime.now(UTC)
-            if conversation_id is None:
-                cid = new_id("conv")
+            if new_cid is not None:
+                cid = new_cid
                 _INSERT_CONVERSATION.execute(
                     conn,
                     {
@@ -353,6 +401,7 @@ class SQLStore:
                     },
                 )
             else:
+                assert conversation_id is not None
                 cid = conversation_id
                 row = _LOCK_CONVERSATION.execute(conn, _owner(cid, principal)).fetchone()
                 if row is None:
@@ -379,7 +428,7 @@ class SQLStore:
             _insert_messages(conn, cid, tid, rows, now)
             return cid, tid
 
-        return await self._write(work, size=_payload_size(rows))
+        return await self._write(work, size=size)
 
     async def finish_turn(
         self,
@@ -421,6 +470,7 @@ class SQLStore:
             for run in tool_runs
         ]
         status: TurnStatus = "failed" if error is not None else "done"
+        keys = self._keys if self._keys is not None and self._keys.encrypting else None
 
         def work(conn: Connection) -> None:
             now = datetime.now(UTC)
@@ -442,12 +492,16 @@ class SQLStore:
             if found is None or finished.rowcount != 1:
                 raise NotFound(f"no running turn {turn_id!r}", code="turn_not_found")
             cid = found[0]
-            _insert_messages(conn, cid, turn_id, rows, now)
+            # Sealed copies, made now that the conversation is known (the writer may run
+            # this function again, so the plaintext rows stay as they are).
+            sealed = rows if keys is None else [_seal_message(keys, dict(r), cid) for r in rows]
+            _insert_messages(conn, cid, turn_id, sealed, now)
             if runs:
-                for run in runs:
+                stored = runs if keys is None else [_seal_run(keys, dict(r), cid) for r in runs]
+                for run in stored:
                     run["conversation_id"] = cid
                     run["created_at"] = now
-                _INSERT_TOOL_RUNS.executemany(conn, runs)
+                _INSERT_TOOL_RUNS.executemany(conn, stored)
 
         size = _payload_size(rows) + sum(len(r.arguments) + len(r.result) for r in tool_runs)
         await self._write(work, size=size)
@@ -458,13 +512,14 @@ class SQLStore:
         Raises:
             ConversationNotFound: The conversation is not one of the principal's.
         """
+        keys = self._keys
 
         def work(conn: Connection) -> list[Message]:
             rows = conn.execute(_HISTORY, _owner(conversation_id, principal)).all()
             if not rows:
                 raise _not_found(conversation_id)
             # A conversation without messages is one row with no message in it.
-            return [_message(r) for r in rows if r.role is not None]
+            return [_message(r, keys, r.id) for r in rows if r.role is not None]
 
         return await self._read(work)
 
@@ -484,8 +539,10 @@ class SQLStore:
             "b_offset": offset,
         }
 
+        keys = self._keys
+
         def work(conn: Connection) -> list[ConversationInfo]:
-            return [_conversation(r) for r in conn.execute(_LIST_CONVERSATIONS, params)]
+            return [_conversation(r, keys) for r in conn.execute(_LIST_CONVERSATIONS, params)]
 
         return await self._read(work)
 
@@ -497,6 +554,7 @@ class SQLStore:
         Raises:
             ConversationNotFound: The conversation is not one of the principal's.
         """
+        keys = self._keys
 
         def work(conn: Connection) -> tuple[ConversationInfo, list[StoredMessage], list[TurnInfo]]:
             row = conn.execute(_CONVERSATION, _owner(conversation_id, principal)).one_or_none()
@@ -504,16 +562,14 @@ class SQLStore:
                 raise _not_found(conversation_id)
             params = {"b_cid": conversation_id}
             stored = [
-                StoredMessage(_message(r), r.turn_id, r.created_at)
+                StoredMessage(_message(r, keys, conversation_id), r.turn_id, r.created_at)
                 for r in conn.execute(_MESSAGES, params)
             ]
             runs: dict[str, list[ToolRun]] = {}
             for r in conn.execute(_TOOL_RUNS, params):
-                runs.setdefault(r.turn_id, []).append(
-                    ToolRun(r.call_id, r.name, r.arguments, r.result, r.is_error, r.duration_ms)
-                )
+                runs.setdefault(r.turn_id, []).append(_tool_run(r, keys))
             infos = [_turn(r, runs.get(r.id, [])) for r in conn.execute(_TURNS, params)]
-            return _conversation(row), stored, infos
+            return _conversation(row, keys), stored, infos
 
         return await self._read(work)
 
@@ -588,6 +644,152 @@ class SQLStore:
     async def revoke_key(self, key_id: str, tenant: str | None = None) -> ApiKeyInfo:
         """Revoke a key."""
         return await self._write(partial(users.revoke_key, key_id=key_id, tenant=tenant))
+
+    # --- the audit log (graft.store.audit_sql does the SQL) -------------------------------
+
+    async def append_audit(self, event: AuditEvent) -> AuditRecord:
+        """Append ``event`` as the next record of the audit chain."""
+        return await self._write(partial(audit_sql.append, event=event))
+
+    async def list_audit(
+        self, after_seq: int | None, limit: int, tenant: str | None = None
+    ) -> list[AuditRecord]:
+        """Audit records oldest first: ``limit`` after ``after_seq``, or the newest."""
+        return await self._read(
+            partial(audit_sql.list_records, after_seq=after_seq, limit=limit, tenant=tenant)
+        )
+
+    async def iter_audit(self, *, batch: int = 500) -> AsyncIterator[AuditRecord]:
+        """Every audit record in ``seq`` order, one read transaction per ``batch``."""
+        after = 0
+        while True:
+            page = await self.list_audit(after, batch)
+            for record in page:
+                yield record
+            if len(page) < batch:
+                return
+            after = page[-1].seq
+
+    # --- privacy: export, erasure, retention (graft.store.privacy does the SQL) -----------
+
+    async def export_user_data(self, tenant: str, user: str) -> dict[str, Any]:
+        """Every conversation of one user, oldest first, read one transaction each."""
+        ids = await self._read(partial(privacy.user_conversation_ids, tenant=tenant, user=user))
+        return await privacy.export_conversations(self, tenant, user, ids)
+
+    async def delete_user_data(self, tenant: str, user: str) -> int:
+        """Delete one user's conversations, ``privacy.BATCH`` per transaction."""
+        return await self._delete_batches(
+            partial(privacy.user_conversation_ids, tenant=tenant, user=user),
+            partial(privacy.delete_user_conversations, tenant=tenant, user=user),
+        )
+
+    async def purge_conversations(self, assistant: str, older_than: datetime) -> int:
+        """Delete the assistant's conversations not updated since ``older_than``, in batches."""
+        privacy.check_aware(older_than)
+        return await self._delete_batches(
+            partial(privacy.expired_conversation_ids, assistant=assistant, older_than=older_than),
+            partial(
+                privacy.delete_expired_conversations, assistant=assistant, older_than=older_than
+            ),
+        )
+
+    async def list_tenant_conversations(
+        self, tenant: str, *, limit: int = 50, offset: int = 0
+    ) -> list[ConversationInfo]:
+        """A page of the tenant's conversations as metadata: no titles, message counts."""
+        check_page(limit, offset)
+        return await self._read(
+            partial(privacy.list_tenant_conversations, tenant=tenant, limit=limit, offset=offset)
+        )
+
+    async def _delete_batches(
+        self, find: Callable[..., list[str]], remove: Callable[..., int]
+    ) -> int:
+        """Find ids in a read, delete them in a write of their own; again until none are left."""
+        total = 0
+        while True:
+            ids = await self._read(partial(find, limit=privacy.BATCH))
+            if ids:
+                # Alone: never on the event loop, never sharing a commit with turns.
+                total += await self._write(partial(remove, ids=ids), alone=True)
+            if len(ids) < privacy.BATCH:
+                return total
+
+    # --- encryption at rest (graft.store.encrypted does the SQL) --------------------------
+
+    async def count_encrypted_rows(self) -> int:
+        """How many rows ``reencrypt`` goes through (for a progress bar)."""
+
+        def work(conn: Connection) -> int:
+            return sum(count_values(conn, spec) for spec in ENCRYPTED_TABLES)
+
+        return await self._read(work)
+
+    async def reencrypt(
+        self, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
+    ) -> Reencrypted:
+        """Seal every encrypted value with the newest data key, a batch of rows at a time.
+
+        Each batch is one write transaction, so turns go on in between. Values stored in
+        plaintext (before encryption was on) are encrypted; values of other keys are
+        decrypted and sealed again. On SQLite, space freed meanwhile is overwritten
+        (``secure_delete``), and at the end the file is compacted (``VACUUM``) and the WAL
+        emptied, so no old copy of a value stays in the file or its WAL.
+
+        Args:
+            batch_size: Rows per transaction.
+            progress: Called with the number of rows of each batch done.
+
+        Raises:
+            ConfigError: The store has no data keys, or they do not encrypt.
+            DataIntegrityError: A stored value fails its integrity check (the batches before
+                it stay done; running again resumes).
+        """
+        keys = self._keys
+        if keys is None or not keys.encrypting:
+            raise ConfigError("encryption at rest is off: there is no data key to encrypt with")
+        found: dict[str, ColumnCounts] = {}
+        for spec in ENCRYPTED_TABLES:
+            after = None
+            while True:
+                batch = await self._write(
+                    partial(
+                        self._reencrypt_batch, spec=spec, keys=keys, after=after, limit=batch_size
+                    ),
+                    size=INLINE_MAX_BYTES + 1,  # in the writer's thread, off the event loop
+                )
+                for counts in batch.counts:
+                    found.setdefault(counts.column, ColumnCounts(counts.column)).add(counts)
+                if progress is not None:
+                    progress(batch.rows)
+                if batch.rows < batch_size:
+                    break
+                after = batch.last
+        scrubbed = None
+        if self._sqlite and not self._memory:
+            scrubbed = await anyio.to_thread.run_sync(self._compact)
+        return Reencrypted(found, scrubbed)
+
+    def _reencrypt_batch(
+        self, conn: Connection, *, spec: EncryptedTable, keys: DataKeys, after: Any, limit: int
+    ) -> Batch:
+        if self._sqlite:
+            # Overwrite what the updates free, so the old values leave the file's pages.
+            conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        return reencrypt_batch(conn, spec, keys, after, limit)
+
+    def _compact(self) -> bool:
+        """VACUUM the SQLite file and empty its WAL; ``False`` if another connection kept it."""
+        with self._engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            try:
+                driver.execute("VACUUM")
+                busy, _, _ = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.OperationalError:
+                return False
+            return not busy
 
     async def _write(
         self, fn: Callable[[Connection], T], *, alone: bool = False, size: int = 0
@@ -700,24 +902,60 @@ def _dump_calls(calls: list[ToolCall]) -> str | None:
     )
 
 
-def _message(row: Row[*tuple[Any, ...]]) -> Message:
-    calls = json.loads(row.tool_calls) if row.tool_calls else []
+# The contexts of the values a turn writes, less the conversation id that ends them.
+_CONTENT = MESSAGES.context("content", "")
+_TOOL_CALLS = MESSAGES.context("tool_calls", "")
+_ARGUMENTS = TOOL_RUNS.context("arguments", "")
+_RESULT = TOOL_RUNS.context("result", "")
+
+
+def _seal_message(keys: DataKeys, row: dict[str, Any], cid: str) -> dict[str, Any]:
+    """Seal a message row's content and tool calls, in place; return it."""
+    if row["content"]:
+        row["content"] = keys.encrypt(row["content"], _CONTENT + cid)
+    if row["tool_calls"]:
+        row["tool_calls"] = keys.encrypt(row["tool_calls"], _TOOL_CALLS + cid)
+    return row
+
+
+def _seal_run(keys: DataKeys, run: dict[str, Any], cid: str) -> dict[str, Any]:
+    """Seal a tool run row's arguments and result, in place; return it."""
+    run["arguments"] = seal(keys, run["arguments"], _ARGUMENTS + cid)
+    run["result"] = seal(keys, run["result"], _RESULT + cid)
+    return run
+
+
+def _message(row: Row[*tuple[Any, ...]], keys: DataKeys | None, cid: str) -> Message:
+    tool_calls = reveal(keys, row.tool_calls, MESSAGES.context("tool_calls", cid))
+    calls = json.loads(tool_calls) if tool_calls else []
     return Message(
         role=row.role,
-        content=row.content,
+        content=reveal(keys, row.content, MESSAGES.context("content", cid)),
         tool_calls=[ToolCall(c["id"], c["name"], c["arguments"]) for c in calls],
         tool_call_id=row.tool_call_id,
         name=row.name,
     )
 
 
-def _conversation(row: Row[Any]) -> ConversationInfo:
+def _tool_run(row: Row[Any], keys: DataKeys | None) -> ToolRun:
+    cid = row.conversation_id
+    return ToolRun(
+        row.call_id,
+        row.name,
+        reveal(keys, row.arguments, TOOL_RUNS.context("arguments", cid)) or "",
+        reveal(keys, row.result, TOOL_RUNS.context("result", cid)) or "",
+        row.is_error,
+        row.duration_ms,
+    )
+
+
+def _conversation(row: Row[Any], keys: DataKeys | None) -> ConversationInfo:
     return ConversationInfo(
         id=row.id,
         user_id=row.user_id,
         tenant=row.tenant,
         assistant=row.assistant,
-        title=row.title,
+        title=reveal(keys, row.title, CONVERSATIONS.context("title", row.id)) or "",
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -1,6 +1,8 @@
 """The ``Toolset`` protocol every source of tools implements, and the tool definition.
 
-A toolset lists the tools a context may see and runs one call. Arguments arrive already
+A toolset lists the tools a context may see and runs one call. Each tool says whether it
+only reads (``read_only``) or may have side effects, which decides when a call needs the
+user's approval. Arguments arrive already
 parsed from JSON; a toolset raises ``ToolArgumentError`` when they do not fit, which the
 agent loop sends back to the model. Results may be any JSON-serialisable value:
 ``format_result`` turns them into the text the model reads.
@@ -28,6 +30,10 @@ class ToolDef:
     """JSON schema of the arguments object."""
     timeout: float | None = None
     """Seconds; ``None`` uses ``limits.tool_timeout``."""
+    read_only: bool = False
+    """Whether the tool only reads. A tool that may change or send anything (the default,
+    as the safe assumption) needs the user's approval once the turn has read untrusted
+    content (``graft.approvals``)."""
 
     def to_openai(self) -> dict[str, Any]:
         """Return the definition in the OpenAI ``tools`` wire shape."""

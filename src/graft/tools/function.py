@@ -76,6 +76,7 @@ class FunctionTool:
         name: str | None = None,
         description: str | None = None,
         timeout: float | None = None,
+        read_only: bool = False,
     ) -> None:
         self.func = func
         self.name = name or func.__name__
@@ -90,7 +91,7 @@ class FunctionTool:
         self.args_model = self._build_model(param_docs)
         schema = self.args_model.model_json_schema()
         schema.pop("title", None)
-        self.definition = ToolDef(self.name, self.description, schema, timeout)
+        self.definition = ToolDef(self.name, self.description, schema, timeout, read_only)
 
     def _build_model(self, param_docs: dict[str, str]) -> type[BaseModel]:
         hints = get_type_hints(self.func, include_extras=True)
@@ -143,7 +144,11 @@ class FunctionTool:
 def tool(func: Callable[..., Any], /) -> FunctionTool: ...
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, timeout: float | None = None
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    read_only: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 def tool(
     func: Callable[..., Any] | None = None,
@@ -152,14 +157,19 @@ def tool(
     name: str | None = None,
     description: str | None = None,
     timeout: float | None = None,
+    read_only: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a typed function with a docstring into a tool.
 
-    Usable bare (``@tool``) or with options (``@tool(name="add", timeout=5)``).
+    Usable bare (``@tool``) or with options (``@tool(name="add", timeout=5)``). Declare
+    ``read_only=True`` for a tool that changes and sends nothing: others need the user's
+    approval when the turn has read untrusted content.
     """
 
     def wrap(f: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(f, name=name, description=description, timeout=timeout)
+        return FunctionTool(
+            f, name=name, description=description, timeout=timeout, read_only=read_only
+        )
 
     return wrap(func) if func is not None else wrap
 

@@ -3,7 +3,8 @@
 ``ToolRouter.resolve(ctx)`` lists every toolset once for the turn, keeps the tools the
 assistant may call and returns a ``ToolBox``. ``ToolBox.call`` is the single path a tool call
 takes, whether the model asked for it or a person typed ``graft tools call``: policy check,
-argument parsing, the per-tool timeout, and the result formatted as text.
+argument parsing, the per-tool timeout, and the result formatted as text; and, given a store
+to audit to, a ``tool.call`` record in the audit log for every call (``graft.audit``).
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from graft.audit import audited_tool_call
 from graft.context import Context
 from graft.errors import ToolArgumentError, ToolNotFound, ToolTimeout
 from graft.policy import tool_allowed
 from graft.tools.base import ToolDef, Toolset, format_result
+
+if TYPE_CHECKING:
+    from graft.store.base import Store
 
 __all__ = ["ToolBox", "ToolRouter", "parse_arguments"]
 
@@ -33,6 +38,8 @@ class ToolBox:
     definitions: list[ToolDef] = field(default_factory=list)
     owners: dict[str, Toolset] = field(default_factory=dict)
     default_timeout: float = 30.0
+    audit: Store | None = None
+    """Where each call is recorded (``graft.audit``); ``None`` records nothing."""
 
     def get(self, name: str) -> ToolDef | None:
         """The definition of ``name``, if the turn may call it."""
@@ -47,6 +54,17 @@ class ToolBox:
         Raises ``ToolError`` subclasses (unknown tool, bad arguments, timeout, or the tool's
         own error) for the caller to report.
         """
+        if self.audit is not None:
+            return await audited_tool_call(
+                self.audit,
+                lambda: self._call(name, arguments, ctx),
+                name=name,
+                arguments=arguments,
+                ctx=ctx,
+            )
+        return await self._call(name, arguments, ctx)
+
+    async def _call(self, name: str, arguments: str | dict[str, Any], ctx: Context) -> str:
         definition = self.get(name)
         owner = self.owners.get(name)
         # Checked again at the call, not only when the tools were listed (graft.policy).
@@ -80,13 +98,20 @@ def parse_arguments(name: str, arguments: str | dict[str, Any]) -> dict[str, Any
 class ToolRouter:
     """Every registered toolset behind one name space."""
 
-    def __init__(self, toolsets: Sequence[Toolset], *, default_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        toolsets: Sequence[Toolset],
+        *,
+        default_timeout: float = 30.0,
+        audit: Store | None = None,
+    ) -> None:
         self.toolsets = list(toolsets)
         self.default_timeout = default_timeout
+        self.audit = audit
 
     async def resolve(self, ctx: Context) -> ToolBox:
         """List the tools this context may call (first toolset wins on a name clash)."""
-        box = ToolBox(default_timeout=self.default_timeout)
+        box = ToolBox(default_timeout=self.default_timeout, audit=self.audit)
         for toolset in self.toolsets:
             for definition in await toolset.list_tools(ctx):
                 if definition.name in box.owners:
