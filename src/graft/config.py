@@ -20,6 +20,7 @@ setting (``GRAFT_MODEL``) enough to switch to a hosted or self-hosted model.
 
 from __future__ import annotations
 
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -212,6 +213,12 @@ class LimitsSettings(_Strict):
     )
 
 
+@functools.cache
+def _implicit_default() -> AssistantSettings:
+    """The ``default`` assistant when none is configured, made once (every turn asks)."""
+    return AssistantSettings()
+
+
 def _default_home() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "graft"
@@ -355,7 +362,7 @@ class Settings(BaseSettings):
         """Return the assistant called ``name``; ``default`` exists even when unconfigured."""
         found = self.assistants.get(name)
         if found is None and name == DEFAULT_ASSISTANT:
-            return AssistantSettings()
+            return _implicit_default()
         return found
 
     def provider(self, name: str) -> ProviderSettings | None:

@@ -26,6 +26,7 @@ characters, and releases everything else at once; ``flush`` releases the rest at
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import urlsplit
@@ -111,6 +112,12 @@ def neutralise(text: str, hosts: Iterable[str] = ()) -> str:
 
 
 def _normalise(hosts: Iterable[str]) -> frozenset[str]:
+    return _normalised(tuple(hosts))
+
+
+@functools.lru_cache(maxsize=64)
+def _normalised(hosts: tuple[str, ...]) -> frozenset[str]:
+    """Hosts in the form they are compared in (made once per configured list)."""
     return frozenset(h.strip().strip(".").lower() for h in hosts if h.strip())
 
 
@@ -143,25 +150,30 @@ class LinkGuard:
         self._held = rest[cut:]
         return "".join(out)
 
+    def guard(self, event: Event) -> tuple[Event, ...]:
+        """The events to send on for ``event``: held text goes out before any other event."""
+        if isinstance(event, TextDelta):
+            released = self.feed(event.text)
+            if released == event.text:
+                return (event,)
+            return (TextDelta(released),) if released else ()
+        if not self._held:
+            return (event,)
+        held = self.flush()
+        return (TextDelta(held), event) if held else (event,)
+
     def flush(self) -> str:
         """Release what is held, with the end of the text ending any URL in it."""
         held, self._held = self._held, ""
-        return neutralise(held, self.hosts)
+        return neutralise(held, self.hosts) if held else ""
 
 
 async def guard_links(events: AsyncIterator[Event], hosts: Iterable[str]) -> AsyncIterator[Event]:
-    """Pass ``events`` on with their text neutralised; held text goes before other events."""
+    """Pass ``events`` on with their text neutralised (``LinkGuard.guard`` on each)."""
     guard = LinkGuard(hosts)
     async for event in events:
-        if isinstance(event, TextDelta):
-            released = guard.feed(event.text)
-            if released:
-                yield TextDelta(released)
-            continue
-        held = guard.flush()
-        if held:
-            yield TextDelta(held)
-        yield event
+        for out in guard.guard(event):
+            yield out
     held = guard.flush()
     if held:
         yield TextDelta(held)

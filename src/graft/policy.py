@@ -35,8 +35,8 @@ Kind = Literal["tools", "collections", "data_sources"]
 _NOUN = {"tools": "tool", "collections": "collection", "data_sources": "data source"}
 
 
-def allows(rule: AccessRule, principal: Principal) -> bool:
-    """Whether ``principal`` passes ``rule``."""
+def allows(rule: AccessRule | AssistantSettings, principal: Principal) -> bool:
+    """Whether ``principal`` passes ``rule`` (an assistant carries its rule's fields)."""
     if rule.tenants and principal.tenant not in rule.tenants:
         return False
     if not (rule.users or rule.groups or rule.roles):
@@ -50,13 +50,7 @@ def allows(rule: AccessRule, principal: Principal) -> bool:
 
 def authorize_assistant(principal: Principal, name: str, assistant: AssistantSettings) -> None:
     """Raise ``PermissionDenied`` unless ``principal`` may talk to the assistant."""
-    rule = AccessRule(
-        users=assistant.users,
-        groups=assistant.groups,
-        roles=assistant.roles,
-        tenants=assistant.tenants,
-    )
-    if not allows(rule, principal):
+    if not allows(assistant, principal):
         raise PermissionDenied(f"you may not use assistant {name!r}")
 
 

@@ -30,7 +30,7 @@ from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
 from graft.context import Context, Principal
 from graft.errors import InvalidRequest, NotFound, PermissionDenied
 from graft.events import ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
-from graft.links import guard_links
+from graft.links import LinkGuard
 from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output
 from graft.policy import authorize_assistant
@@ -113,15 +113,16 @@ async def run_turn(
             stream=request.stream,
             approvals=graft.approvals,
         )
-        hosts = graft.settings.link_hosts
-        output = guard_links(apply_output(middleware, run.events(), ctx), hosts)
-        async for event in output:
-            visible.add(event)
-            if isinstance(event, ErrorEvent):
-                error = event.message
-            elif isinstance(event, TurnDone):
-                finish_reason = event.finish_reason
-            yield event
+        # The link guard is a plain call per event, not one more generator in the chain.
+        guard = LinkGuard(graft.settings.link_hosts)
+        async for produced in apply_output(middleware, run.events(), ctx):
+            for event in guard.guard(produced):
+                visible.add(event)
+                if isinstance(event, ErrorEvent):
+                    error = event.message
+                elif isinstance(event, TurnDone):
+                    finish_reason = event.finish_reason
+                yield event
     except GeneratorExit:
         error = error or "the client went away before the turn finished"
         raise
