@@ -94,6 +94,18 @@ class PayloadTooLarge(InvalidRequest):
     code = "payload_too_large"
 
 
+class ClientGone(GraftError):
+    """The client closed the connection before its request arrived whole; nobody to answer.
+
+    499 is the status proxies log for it ("client closed request"); it is never an error of
+    the server's, so it is not logged as one.
+    """
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"
+
+
 class AuthenticationError(GraftError):
     """Missing or invalid credentials."""
 

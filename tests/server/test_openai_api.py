@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -305,3 +306,26 @@ def test_a_client_that_goes_away_stops_the_model_and_the_turn_is_stored_failed(
     assert "cancelled" in turn["error"] or "went away" in turn["error"]
     # What was streamed before the disconnect is kept.
     assert httpx.get(url).json()["messages"][-1]["content"].startswith("first more")
+
+
+def test_a_client_leaving_mid_body_is_not_a_server_error(
+    serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    server, client = serve(FakeModel("still here"))
+    body = b'{"model": "default", "messages": [{"role": "user", "content": "hi"}]}'
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                head = (
+                    b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+                    b"content-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+                )
+                sock.sendall(head + body[:20])  # then the client goes away
+        time.sleep(0.3)
+        reply = client.chat.completions.create(
+            model="default", messages=[{"role": "user", "content": "x"}]
+        )
+    assert reply.choices[0].message.content == "still here"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

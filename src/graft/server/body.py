@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
-from graft.errors import InvalidRequest
+from graft.errors import ClientGone, InvalidRequest
 
 __all__ = ["document_bodies", "json_body", "json_depth", "nests_deeper", "parse_json_body"]
 
@@ -93,8 +94,12 @@ async def parse_json_body(request: Request, model: type[M], *, max_depth: int | 
         InvalidRequest: The body nests deeper than ``max_depth``.
         RequestValidationError: The body is not JSON, or not a valid ``model``; the error
             locations start with ``"body"``, as FastAPI's do.
+        ClientGone: The client went away before the body arrived whole.
     """
-    data = await request.body()
+    try:
+        data = await request.body()
+    except ClientDisconnect:
+        raise ClientGone("the client went away while sending its request") from None
     if max_depth is not None and nests_deeper(data, max_depth):
         raise InvalidRequest(
             f"the request body nests {json_depth(data)} levels of arrays and objects; "
