@@ -17,7 +17,7 @@ import anyio
 import click
 
 from graft.audit import AuditRecord, VerifyResult, tail, verify
-from graft.cli_common import opened_store, run
+from graft.cli_common import opened_store, run, settings_of
 from graft.store import Store
 
 __all__ = ["audit"]
@@ -45,7 +45,7 @@ def audit_verify(ctx: click.Context, anchor: str | None) -> None:
     """Check every record's hash and link; exit 1 naming the first bad record."""
 
     async def check() -> VerifyResult:
-        async with opened_store(ctx, if_memory=_IF_MEMORY) as store:
+        async with opened_store(settings_of(ctx), if_memory=_IF_MEMORY) as store:
             return await verify(store, anchor=anchor)
 
     result = run(check())
@@ -79,7 +79,7 @@ def audit_tail(
         click.echo(_json_line(record) if as_json else _text_line(record))
 
     async def read() -> None:
-        async with opened_store(ctx, if_memory=_IF_MEMORY) as store:
+        async with opened_store(settings_of(ctx), if_memory=_IF_MEMORY) as store:
             found = await tail(store, count, tenant=tenant)
             for record in found:
                 show(record)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from functools import wraps
 from pathlib import Path
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from graft.config import Settings, load_settings
+from graft.context import Principal
 from graft.errors import ConfigError, GraftError
+from graft.identity import ROLES
 
 if TYPE_CHECKING:
     from graft.store import Store
 
-__all__ = ["async_command", "opened_store", "run", "settings_of"]
+__all__ = ["async_command", "opened_store", "operator", "run", "settings_of"]
 
 T = TypeVar("T")
 
@@ -33,7 +36,7 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def opened_store(ctx: click.Context, *, if_memory: str) -> AsyncIterator[Store]:
+async def opened_store(settings: Settings, *, if_memory: str) -> AsyncIterator[Store]:
     """The store the settings point at, started, and closed after.
 
     Raises:
@@ -43,7 +46,6 @@ async def opened_store(ctx: click.Context, *, if_memory: str) -> AsyncIterator[S
     from graft.crypto import KeySource
     from graft.store import open_store
 
-    settings = settings_of(ctx)
     if settings.sqlalchemy_url == "memory://":
         raise ConfigError(f"the store is memory://: {if_memory}")
     store = open_store(settings.sqlalchemy_url, data_keys=KeySource.from_settings(settings))
@@ -52,6 +54,19 @@ async def opened_store(ctx: click.Context, *, if_memory: str) -> AsyncIterator[S
         yield store
     finally:
         await store.close()
+
+
+def operator() -> Principal:
+    """Who acts from the command line: the installation's operator, with every right.
+
+    The command line reads the database the settings point at, so it may do what an admin
+    may; the audit log names it ``cli:<login name>``.
+    """
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a container)
+        name = "operator"
+    return Principal(f"cli:{name}", frozenset(ROLES))
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -12,7 +12,6 @@ conversations at rest (``graft.crypto``), which it replaces, re-encrypting what 
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 import sys
 from collections.abc import Mapping
@@ -23,8 +22,7 @@ from typing import Any
 import click
 
 from graft import audit
-from graft.cli_common import async_command, opened_store, settings_of
-from graft.context import Principal
+from graft.cli_common import async_command, opened_store, operator, settings_of
 from graft.errors import ConfigError
 from graft.identity import ROLES, check_roles, issue_key
 from graft.store import Store
@@ -37,23 +35,14 @@ _TENANT = click.option("--tenant", default="default", show_default=True, help="T
 
 
 def _store(ctx: click.Context) -> AbstractAsyncContextManager[Store]:
-    return opened_store(ctx, if_memory="users and keys would vanish with this command")
-
-
-def _operator() -> Principal:
-    """Who acts from the command line: the installation's operator, with every right."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no user name for this uid (a container)
-        name = "operator"
-    return Principal(f"cli:{name}", frozenset(ROLES))
+    return opened_store(settings_of(ctx), if_memory="users and keys would vanish with this command")
 
 
 async def _audit(
     store: Store, action: str, tenant: str, target: str, details: Mapping[str, Any]
 ) -> None:
     """Record a change the operator made; fail the command if it cannot be recorded."""
-    event = audit.AuditEvent(action, _operator().user_id, tenant, target, "ok", details)
+    event = audit.AuditEvent(action, operator().user_id, tenant, target, "ok", details)
     if await audit.record(store, event) is None:
         raise click.ClickException(
             f"{action} {target!r} was done but could not be written to the audit log"
@@ -183,7 +172,7 @@ async def keys_create(
     async with _store(ctx) as store:
         owner = await store.get_user(tenant, user)
         key, info = await issue_key(
-            store, owner, creator=_operator(), roles=roles or None, name=name
+            store, owner, creator=operator(), roles=roles or None, name=name
         )
         details = {"user": info.user, "roles": list(info.roles), "name": info.name}
         await _audit(store, "key.create", info.tenant, info.id, details)

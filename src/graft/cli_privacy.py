@@ -12,47 +12,26 @@ happened all the same).
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import json
 import os
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import click
 
 from graft import audit
-from graft.cli_common import async_command, settings_of
+from graft.cli_common import async_command, opened_store, operator, settings_of
 from graft.config import Settings
-from graft.crypto import KeySource
-from graft.errors import ConfigError
 from graft.retention import purge_expired, retention_configured
-from graft.store import Store, open_store
+from graft.store import Store
 
 __all__ = ["privacy"]
 
 _TENANT = click.option("--tenant", default="default", show_default=True, help="The tenant.")
 
 
-@contextlib.asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Store]:
-    if settings.sqlalchemy_url == "memory://":
-        raise ConfigError("the store is memory://: it holds nothing outside a running process")
-    store = open_store(settings.sqlalchemy_url, data_keys=KeySource.from_settings(settings))
-    await store.start()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-def _operator() -> str:
-    """Who acts from the command line, as the audit log names them."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):  # no user name for this uid (a container)
-        name = "operator"
-    return f"cli:{name}"
+def _store(settings: Settings) -> AbstractAsyncContextManager[Store]:
+    return opened_store(settings, if_memory="it holds nothing outside a running process")
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -89,7 +68,7 @@ async def export(ctx: click.Context, user: str, tenant: str, output: Path | None
             store,
             audit.AuditEvent(
                 "user_data.export",
-                _operator(),
+                operator().user_id,
                 tenant,
                 f"user:{user}",
                 details={"conversations": count},
@@ -125,7 +104,7 @@ async def delete(ctx: click.Context, user: str, tenant: str, yes: bool) -> None:
             store,
             audit.AuditEvent(
                 "user_data.delete",
-                _operator(),
+                operator().user_id,
                 tenant,
                 f"user:{user}",
                 details={"conversations": count},
@@ -146,6 +125,6 @@ async def purge(ctx: click.Context) -> None:
         click.echo("no assistant sets retention_days: nothing to purge", err=True)
         return
     async with _store(settings) as store:
-        removed = await purge_expired(store, settings, actor=_operator())
+        removed = await purge_expired(store, settings, actor=operator().user_id)
     for name, count in removed.items():
         click.echo(f"{name}: removed {count} conversation(s)")

@@ -16,9 +16,8 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graft import audit
-from graft.errors import InvalidRequest
 from graft.policy import ADMIN_ROLE
-from graft.server.deps import graft_of, principal_of
+from graft.server.deps import graft_of, int_param, principal_of
 
 __all__ = ["MAX_LIMIT", "router"]
 
@@ -39,28 +38,11 @@ async def read_audit(request: Request) -> dict[str, Any]:
         raise StarletteHTTPException(404)
     if request.method not in ("GET", "HEAD"):
         raise StarletteHTTPException(405)
-    after = _int(request, "after", None, 0, None)
-    limit = _int(request, "limit", 100, 1, MAX_LIMIT)
-    assert limit is not None
+    after = int_param(request, "after", None, 0, None)
+    limit = int_param(request, "limit", 100, 1, MAX_LIMIT)
     records = await graft.store.list_audit(after, limit, principal.tenant)
     return {
         "object": "list",
         "data": [r.to_json() for r in records],
         "last_seq": records[-1].seq if records else after,
     }
-
-
-def _int(
-    request: Request, name: str, default: int | None, low: int, high: int | None
-) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer", param=name) from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise InvalidRequest(f"{name} must be {bound}", param=name)
-    return value

@@ -7,14 +7,17 @@ routing; these only read it. Hot routes read the same values from the request di
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
 from graft.context import Principal
+from graft.errors import InvalidRequest
 from graft.runtime import Graft
 
-__all__ = ["CurrentGraft", "CurrentPrincipal", "graft_of", "principal_of"]
+D = TypeVar("D", int, None)
+
+__all__ = ["CurrentGraft", "CurrentPrincipal", "graft_of", "int_param", "principal_of"]
 
 
 def graft_of(request: Request) -> Graft:
@@ -44,3 +47,25 @@ async def get_principal(request: Request) -> Principal:
 
 CurrentGraft = Annotated[Graft, Depends(get_graft)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def int_param(request: Request, name: str, default: D, low: int, high: int | None) -> int | D:
+    """The query parameter ``name`` as an integer from ``low`` to ``high``, or ``default``.
+
+    For routes that read their parameters themselves (the admin routes, which must answer a
+    non-admin 404 before looking at anything else).
+
+    Raises:
+        InvalidRequest: It is not an integer, or out of range.
+    """
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer", param=name) from None
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise InvalidRequest(f"{name} must be {bound}", param=name)
+    return value

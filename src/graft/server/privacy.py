@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse
 from graft import audit
 from graft.errors import InvalidRequest
 from graft.policy import ADMIN_ROLE
-from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, principal_of
+from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, int_param, principal_of
 from graft.store.base import ConversationInfo
 
 __all__ = ["CONFIRMATION", "MAX_LIMIT", "router"]
@@ -117,8 +117,8 @@ async def list_tenant_conversations(request: Request) -> dict[str, Any]:
         raise StarletteHTTPException(404)
     if request.method not in ("GET", "HEAD"):
         raise StarletteHTTPException(405)
-    limit = _int(request, "limit", 50, 1, MAX_LIMIT)
-    offset = _int(request, "offset", 0, 0, None)
+    limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
+    offset = int_param(request, "offset", 0, 0, None)
     infos = await graft.store.list_tenant_conversations(
         principal.tenant, limit=limit, offset=offset
     )
@@ -146,17 +146,3 @@ def _metadata(info: ConversationInfo) -> dict[str, Any]:
         "updated_at": info.updated_at.isoformat(),
         "message_count": info.message_count,
     }
-
-
-def _int(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name} must be an integer", param=name) from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise InvalidRequest(f"{name} must be {bound}", param=name)
-    return value
