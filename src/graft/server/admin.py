@@ -16,28 +16,41 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from graft import audit
+from graft.context import Principal
 from graft.policy import ADMIN_ROLE
+from graft.runtime import Graft
 from graft.server.deps import graft_of, int_param, principal_of
 
-__all__ = ["MAX_LIMIT", "router"]
+__all__ = ["MAX_LIMIT", "METHODS", "admin_request", "router"]
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], include_in_schema=False)
 
 MAX_LIMIT = 1000
 """The most records one request returns."""
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 """Every method answers alike for a non-admin: a 405 would give the route away."""
 
 
-@router.api_route("/audit", methods=_METHODS)
-async def read_audit(request: Request) -> dict[str, Any]:
-    """Audit records oldest first: ``limit`` after ``after``, or the newest ``limit``."""
+async def admin_request(request: Request) -> tuple[Graft, Principal]:
+    """The graft and the principal of a read-only admin route's request.
+
+    Raises:
+        HTTPException: 404 for anyone but an admin, whatever the method (recorded as a
+            refusal), so that the route gives nothing away; 405 for an admin's write.
+    """
     graft, principal = graft_of(request), principal_of(request)
     if ADMIN_ROLE not in principal.roles:
         await audit.record_denied(graft.store, principal, f"route:{request.url.path}", "not admin")
         raise StarletteHTTPException(404)
     if request.method not in ("GET", "HEAD"):
         raise StarletteHTTPException(405)
+    return graft, principal
+
+
+@router.api_route("/audit", methods=METHODS)
+async def read_audit(request: Request) -> dict[str, Any]:
+    """Audit records oldest first: ``limit`` after ``after``, or the newest ``limit``."""
+    graft, principal = await admin_request(request)
     after = int_param(request, "after", None, 0, None)
     limit = int_param(request, "limit", 100, 1, MAX_LIMIT)
     records = await graft.store.list_audit(after, limit, principal.tenant)

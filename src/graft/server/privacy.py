@@ -27,13 +27,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from graft import audit
 from graft.errors import InvalidRequest
-from graft.policy import ADMIN_ROLE
-from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, int_param, principal_of
+from graft.server.admin import METHODS, admin_request
+from graft.server.deps import CurrentGraft, CurrentPrincipal, int_param
 from graft.store.base import ConversationInfo
 
 __all__ = ["CONFIRMATION", "MAX_LIMIT", "router"]
@@ -45,9 +44,6 @@ CONFIRMATION = "delete my data"
 
 MAX_LIMIT = 200
 """The most conversations one page of ``/v1/admin/conversations`` holds."""
-
-_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-"""Every method answers alike for a non-admin: a 405 would give the route away."""
 
 
 class DeleteRequest(BaseModel):
@@ -108,15 +104,10 @@ async def delete_my_data(
     return {"object": "user_data.deleted", "deleted": True, "conversations": count}
 
 
-@router.api_route("/v1/admin/conversations", methods=_METHODS, include_in_schema=False)
+@router.api_route("/v1/admin/conversations", methods=METHODS, include_in_schema=False)
 async def list_tenant_conversations(request: Request) -> dict[str, Any]:
     """Admins: a page of their tenant's conversations, metadata only, newest first."""
-    graft, principal = graft_of(request), principal_of(request)
-    if ADMIN_ROLE not in principal.roles:
-        await audit.record_denied(graft.store, principal, f"route:{request.url.path}", "not admin")
-        raise StarletteHTTPException(404)
-    if request.method not in ("GET", "HEAD"):
-        raise StarletteHTTPException(405)
+    graft, principal = await admin_request(request)
     limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
     offset = int_param(request, "offset", 0, 0, None)
     infos = await graft.store.list_tenant_conversations(
