@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from graft.retention import purging
 from graft.runtime import Graft
@@ -76,7 +76,12 @@ def create_app(graft: Graft) -> FastAPI:
         """``{"status": "ok"}`` while the process serves requests."""
         return {"status": "ok", "version": _version()}
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+    )
     async def metrics_endpoint() -> Response:
         """Metrics in the Prometheus text format."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

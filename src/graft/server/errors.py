@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match, Route
 
 from graft.errors import GraftError, RateLimited
 from graft.server.encode import error_body
@@ -84,9 +85,26 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
         code = _HTTP_CODES.get(exc.status_code)
-        return error_response(exc.status_code, message, "invalid_request_error", code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Every method of the path, not only those of the first route that matched it.
+            headers["allow"] = ", ".join(sorted(_allowed_methods(request.app.routes, request)))
+        return error_response(
+            exc.status_code, message, "invalid_request_error", code, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("%s %s failed", request.method, request.url.path)
         return error_response(500, "internal error", "server_error", "internal_error")
+
+
+def _allowed_methods(routes: list[Any], request: Request) -> set[str]:
+    """The methods of every route whose path matches the request's."""
+    found: set[str] = set()
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI's wrapper of an included router
+            found |= _allowed_methods(route.original_router.routes, request)
+        elif isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            found |= set(route.methods or ())
+    return found
