@@ -172,6 +172,17 @@ class AuthSettings(_Strict):
     api_keys: list[ApiKeySettings] = Field(default_factory=list)
     default_user: str = "local"
     default_roles: list[str] = Field(default_factory=lambda: ["admin"])
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        le=24 * 366,
+        description="How long a browser session (POST /v1/auth/session) lasts, in hours.",
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark session cookies Secure even on plain HTTP requests (graft behind a "
+        "TLS proxy that does not send X-Forwarded-Proto); HTTPS requests always get Secure.",
+    )
 
 
 class LimitsSettings(_Strict):

@@ -43,10 +43,13 @@ def register_middleware(register: Callable[..., None]) -> None:
 
 
 @hookspec(firstresult=True)
-def authenticate(headers: Mapping[str, str], settings: Settings, store: Store) -> Principal | None:
+def authenticate(
+    headers: Mapping[str, str], settings: Settings, store: Store, method: str
+) -> Principal | None:
     """Return the principal for a request's headers, None to defer, or raise to refuse.
 
-    May be ``async``. ``store`` holds the users and keys (``graft.identity``).
+    May be ``async``. ``store`` holds the users, keys and sessions (``graft.identity``,
+    ``graft.sessions``); ``method`` is the request's HTTP method (``"POST"``).
     """
 
 

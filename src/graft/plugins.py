@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.builtin_tools",
     "graft.default_plugins.openai_models",
     "graft.default_plugins.local_models",
+    "graft.default_plugins.session_auth",
     "graft.default_plugins.api_key_auth",
     "graft.default_plugins.redact_pii",
 )

@@ -167,10 +167,15 @@ class Graft:
             chain.append(entry[0])
         return chain
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        """Ask the ``authenticate`` hooks who sent these headers."""
+    async def authenticate(self, headers: Mapping[str, str], method: str = "GET") -> Principal:
+        """Ask the ``authenticate`` hooks who sent these headers with this HTTP method."""
         # Called one by one (not through pluggy's firstresult) so that async hooks work too.
-        arguments = {"headers": headers, "settings": self.settings, "store": self.store}
+        arguments = {
+            "headers": headers,
+            "settings": self.settings,
+            "store": self.store,
+            "method": method,
+        }
         for impl in reversed(self.pm.hook.authenticate.get_hookimpls()):
             result = impl.function(**{name: arguments[name] for name in impl.argnames})
             principal = await result if inspect.isawaitable(result) else result

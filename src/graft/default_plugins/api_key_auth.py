@@ -28,7 +28,7 @@ from graft.hookspecs import hookimpl
 from graft.identity import hash_key, key_id_of, principal_for_key
 from graft.store.base import Store
 
-__all__ = ["KEYLESS_RECHECK_S", "authenticate", "hash_api_key"]
+__all__ = ["KEYLESS_RECHECK_S", "authenticate", "bearer_token", "hash_api_key"]
 
 KEYLESS_RECHECK_S = 2.0
 """How long a keyless server trusts that the store still has no user."""
@@ -41,6 +41,15 @@ _keyless_until: weakref.WeakKeyDictionary[Store, float] = weakref.WeakKeyDiction
 def hash_api_key(key: str) -> str:
     """The SHA-256 hex digest graft stores for an API key."""
     return hash_key(key)
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The key a request presents (``Authorization: Bearer`` or ``X-API-Key``), if any.
+
+    Raises:
+        AuthenticationError: ``Authorization`` is not ``Bearer <key>``.
+    """
+    return _bearer(headers)
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:

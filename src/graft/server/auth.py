@@ -58,7 +58,7 @@ class Authenticate:
             return
         presented = Headers(scope=scope)
         try:
-            principal = await self.graft.authenticate(presented)
+            principal = await self.graft.authenticate(presented, scope["method"])
         except GraftError as exc:
             client = scope.get("client")
             suppressed = self.throttle.admit(client[0] if client else "")
@@ -91,6 +91,7 @@ def auth_failure(
             "client": client[0] if client else None,
             "method": scope.get("method"),
             "reason": exc.message,
+            "code": exc.code,
         }
         | ({"not_recorded_before": not_recorded_before} if not_recorded_before else {}),
     )

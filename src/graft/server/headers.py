@@ -62,7 +62,7 @@ def install_cors(app: FastAPI, origins: list[str]) -> None:
         CORSMiddleware,
         allow_origins=origins,
         allow_methods=["GET", "POST", "DELETE"],
-        allow_headers=["authorization", "content-type", "x-api-key"],
+        allow_headers=["authorization", "content-type", "x-api-key", "x-csrf-token"],
         expose_headers=["x-graft-conversation-id"],
         allow_credentials=True,
         max_age=600,

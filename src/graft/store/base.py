@@ -8,7 +8,9 @@ messages, tool runs with arguments, results and timings, token usage) and marks 
 that belongs to another user or tenant does not exist for the caller.
 
 The store also keeps who may come in: users (unique by name within a tenant) and their API
-keys, of which only a digest is stored (``graft.identity`` makes and checks keys).
+keys, of which only a digest is stored (``graft.identity`` makes and checks keys), and the
+browser sessions signed in with those keys, stored by the digest of their token
+(``graft.sessions``).
 
 For privacy (``graft.store.privacy``) it hands a user all their data or deletes it, purges
 conversations past an assistant's retention period, and lists a tenant's conversations to
@@ -37,6 +39,7 @@ __all__ = [
     "StoredKey",
     "Store",
     "StoredMessage",
+    "StoredSession",
     "ToolRun",
     "TurnInfo",
     "TurnStatus",
@@ -140,6 +143,18 @@ class StoredKey:
     info: ApiKeyInfo
     sha256: str
     user: User
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A live browser session: its id (the token's digest), the key that opened it, its user."""
+
+    id: str
+    key: ApiKeyInfo
+    user: User
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
 
 
 @runtime_checkable
@@ -249,6 +264,35 @@ class Store(Protocol):
 
     async def revoke_key(self, key_id: str, tenant: str | None = None) -> ApiKeyInfo:
         """Revoke a key (again is a no-op); ``NotFound`` unless it exists in ``tenant``."""
+        ...
+
+    async def create_session(
+        self, *, session_id: str, key_id: str, expires_at: datetime
+    ) -> StoredSession:
+        """Store a session opened with the key ``key_id``, by ``session_id`` (a digest).
+
+        The key's user's expired sessions go at the same time. ``NotFound`` if the key is
+        unknown.
+        """
+        ...
+
+    async def find_session(self, session_id: str) -> StoredSession | None:
+        """The session with its key and user as they are now.
+
+        ``None`` if it is unknown or expired, its key revoked or its user disabled.
+        """
+        ...
+
+    async def touch_session(self, session_id: str, at: datetime) -> None:
+        """Set the session's ``last_seen_at`` (nothing if it is gone)."""
+        ...
+
+    async def delete_session(self, session_id: str) -> bool:
+        """End a session; whether there was one."""
+        ...
+
+    async def delete_user_sessions(self, tenant: str, name: str) -> int:
+        """End every session of one user; return how many."""
         ...
 
     async def append_audit(self, event: AuditEvent) -> AuditRecord:

@@ -30,6 +30,7 @@ from graft.store.base import (
     ConversationInfo,
     StoredKey,
     StoredMessage,
+    StoredSession,
     ToolRun,
     TurnInfo,
     User,
@@ -48,6 +49,14 @@ class _Conversation:
     turns: dict[str, TurnInfo] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Session:
+    key_id: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
+
+
 class MemoryStore:
     """The ``Store`` in memory, with the SQL store's semantics."""
 
@@ -60,6 +69,8 @@ class MemoryStore:
         """(tenant, name) to user."""
         self._keys: dict[str, tuple[ApiKeyInfo, str]] = {}
         """Key id to the key and its digest."""
+        self._sessions: dict[str, _Session] = {}
+        """Session id (the token's digest) to the session."""
         self._audit: list[AuditRecord] = []
         """The audit log, oldest first (records are frozen: shared safely)."""
 
@@ -284,6 +295,69 @@ class MemoryStore:
             self._keys[key_id] = (info, sha256)
         return info
 
+    # --- browser sessions ---------------------------------------------------------------
+
+    async def create_session(
+        self, *, session_id: str, key_id: str, expires_at: datetime
+    ) -> StoredSession:
+        """Store a session opened with ``key_id``; its user's expired sessions go."""
+        await anyio.lowlevel.checkpoint()
+        if key_id not in self._keys:
+            raise NotFound(f"no API key {key_id!r}", code="key_not_found")
+        info, _ = self._keys[key_id]
+        now = datetime.now(UTC)
+        owner = (info.tenant, info.user)
+        self._sessions = {
+            sid: s
+            for sid, s in self._sessions.items()
+            if s.expires_at > now or self._session_owner(s) != owner
+        }
+        self._sessions[session_id] = _Session(key_id, now, expires_at, now)
+        return StoredSession(
+            session_id, info, self._user(info.tenant, info.user), now, expires_at, now
+        )
+
+    async def find_session(self, session_id: str) -> StoredSession | None:
+        """The live session with its key and user; ``None`` if gone, expired or refused."""
+        await anyio.lowlevel.checkpoint()
+        session = self._sessions.get(session_id)
+        if session is None or session.expires_at <= datetime.now(UTC):
+            return None
+        info, _ = self._keys[session.key_id]
+        user = self._user(info.tenant, info.user)
+        if info.revoked_at is not None or not user.active:
+            return None
+        return StoredSession(
+            session_id,
+            info,
+            user,
+            session.created_at,
+            session.expires_at,
+            session.last_seen_at,
+        )
+
+    async def touch_session(self, session_id: str, at: datetime) -> None:
+        """Set the session's ``last_seen_at``."""
+        await anyio.lowlevel.checkpoint()
+        if session_id in self._sessions:
+            self._sessions[session_id].last_seen_at = at
+
+    async def delete_session(self, session_id: str) -> bool:
+        """End a session; whether there was one."""
+        await anyio.lowlevel.checkpoint()
+        return self._sessions.pop(session_id, None) is not None
+
+    async def delete_user_sessions(self, tenant: str, name: str) -> int:
+        """End every session of one user."""
+        await anyio.lowlevel.checkpoint()
+        self._user(tenant, name)
+        theirs = [
+            sid for sid, s in self._sessions.items() if self._session_owner(s) == (tenant, name)
+        ]
+        for sid in theirs:
+            del self._sessions[sid]
+        return len(theirs)
+
     # --- the audit log ------------------------------------------------------------------
 
     async def append_audit(self, event: AuditEvent) -> AuditRecord:
@@ -367,6 +441,10 @@ class MemoryStore:
             for turn_id in self._conversations.pop(cid).turns:
                 self._turn_owner.pop(turn_id, None)
         return len(conversation_ids)
+
+    def _session_owner(self, session: _Session) -> tuple[str, str]:
+        info, _ = self._keys[session.key_id]
+        return info.tenant, info.user
 
     def _user(self, tenant: str, name: str) -> User:
         user = self._users.get((tenant, name))

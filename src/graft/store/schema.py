@@ -3,7 +3,9 @@
 Four tables for conversations: conversations, turns, messages and tool runs, each scoped by
 tenant and user through its conversation. Two for identity: users (a name per tenant, roles,
 groups, disabled or not) and their API keys (a public id, the SHA-256 digest of the whole
-key, the roles the key carries, revoked or not). One for the audit log (``graft.audit``): an
+key, the roles the key carries, revoked or not), and browser sessions (the SHA-256 digest of
+the session token, the user and the key that signed in, when it expires; ``graft.sessions``).
+One for the audit log (``graft.audit``): an
 append-only, hash-chained record of who did what, numbered by ``seq``. Timestamps are
 timezone-aware UTC on every backend; row ids are 64-bit where the database has them. Schema
 changes go through Alembic migrations (``graft/store/migrations``), which are checked against
@@ -38,6 +40,7 @@ __all__ = [
     "t_audit_log",
     "t_conversations",
     "t_messages",
+    "t_sessions",
     "t_tool_runs",
     "t_turns",
     "t_users",
@@ -182,6 +185,19 @@ t_api_keys = Table(
     Column("created_at", _UTCDateTime(), nullable=False),
     Column("revoked_at", _UTCDateTime(), nullable=True),
     Index(None, "user_pk"),
+)
+
+t_sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the SHA-256 hex digest of the session token
+    Column("user_pk", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key_id", String(64), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("expires_at", _UTCDateTime(), nullable=False),
+    Column("last_seen_at", _UTCDateTime(), nullable=False),
+    Index(None, "user_pk"),
+    Index(None, "key_id"),
 )
 
 t_audit_log = Table(

@@ -81,12 +81,13 @@ from graft.context import Principal
 from graft.crypto import DataKeys, KeySource
 from graft.errors import ConfigError, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
-from graft.store import audit_sql, privacy, users
+from graft.store import audit_sql, privacy, sessions, users
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
     StoredKey,
     StoredMessage,
+    StoredSession,
     ToolRun,
     TurnInfo,
     TurnStatus,
@@ -644,6 +645,37 @@ class SQLStore:
     async def revoke_key(self, key_id: str, tenant: str | None = None) -> ApiKeyInfo:
         """Revoke a key."""
         return await self._write(partial(users.revoke_key, key_id=key_id, tenant=tenant))
+
+    # --- browser sessions (graft.store.sessions does the SQL) ----------------------------
+
+    async def create_session(
+        self, *, session_id: str, key_id: str, expires_at: datetime
+    ) -> StoredSession:
+        """Store a session opened with ``key_id``; its user's expired sessions go."""
+        return await self._write(
+            partial(
+                sessions.create_session,
+                session_id=session_id,
+                key_id=key_id,
+                expires_at=expires_at,
+            )
+        )
+
+    async def find_session(self, session_id: str) -> StoredSession | None:
+        """The live session with its key and user; ``None`` if gone, expired or refused."""
+        return await self._read(partial(sessions.find_session, session_id=session_id))
+
+    async def touch_session(self, session_id: str, at: datetime) -> None:
+        """Set the session's ``last_seen_at``."""
+        await self._write(partial(sessions.touch_session, session_id=session_id, at=at))
+
+    async def delete_session(self, session_id: str) -> bool:
+        """End a session; whether there was one."""
+        return await self._write(partial(sessions.delete_session, session_id=session_id))
+
+    async def delete_user_sessions(self, tenant: str, name: str) -> int:
+        """End every session of one user."""
+        return await self._write(partial(sessions.delete_user_sessions, tenant=tenant, name=name))
 
     # --- the audit log (graft.store.audit_sql does the SQL) -------------------------------
 
