@@ -6,6 +6,10 @@ flows: it receives the async iterator of events and yields events, so it can rew
 deltas one by one, buffer across them (redaction of a pattern split over two deltas), or add
 events of its own. Each middleware passes through the event kinds it does not handle.
 Middleware is named; an assistant lists the names it uses, in order.
+
+Store middleware (``on_store``) sees the messages a turn is about to store: the caller's new
+messages (stored before the model is called) and what the turn produced. It may keep
+personal data out of the database, as ``redact_pii`` does with ``store = true``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from graft.context import Context
 from graft.events import Event, TextDelta
 from graft.messages import Message
 
-__all__ = ["Middleware", "TextMiddleware", "apply_input", "apply_output"]
+__all__ = ["Middleware", "TextMiddleware", "apply_input", "apply_output", "apply_store"]
 
 
 class Middleware:
@@ -31,6 +35,10 @@ class Middleware:
     def on_output(self, events: AsyncIterator[Event], ctx: Context) -> AsyncIterator[Event]:
         """Return the stream of events to send on."""
         return events
+
+    async def on_store(self, messages: list[Message], ctx: Context) -> list[Message]:
+        """Return the messages to store (the originals still go to the model)."""
+        return messages
 
 
 class TextMiddleware(Middleware):
@@ -73,3 +81,12 @@ def apply_output(
     for middleware in chain:
         events = middleware.on_output(events, ctx)
     return events
+
+
+async def apply_store(
+    chain: Sequence[Middleware], messages: list[Message], ctx: Context
+) -> list[Message]:
+    """Run store middleware in order."""
+    for middleware in chain:
+        messages = await middleware.on_store(messages, ctx)
+    return messages

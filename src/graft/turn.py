@@ -32,7 +32,7 @@ from graft.errors import InvalidRequest, NotFound, PermissionDenied
 from graft.events import ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
 from graft.links import LinkGuard
 from graft.messages import Message, Usage
-from graft.middleware import apply_input, apply_output
+from graft.middleware import apply_input, apply_output, apply_store
 from graft.policy import authorize_assistant
 from graft.tools.base import ToolDef
 
@@ -90,7 +90,8 @@ async def run_turn(
         assistant=request.assistant,
         model=model.id,
         conversation_id=request.conversation_id,
-        new_messages=request.messages,
+        # What the database keeps may be less than what the model gets (redact_pii store).
+        new_messages=await apply_store(middleware, request.messages, ctx),
     )
     turn_id = ctx.turn_id
     yield TurnStarted(ctx.conversation_id, turn_id)
@@ -137,9 +138,10 @@ async def run_turn(
             error = "the turn was cancelled"
         with anyio.CancelScope(shield=True):
             try:
+                shown = visible.apply(run.new_messages, finished=error is None) if run else []
                 await store.finish_turn(
                     turn_id,
-                    messages=visible.apply(run.new_messages, finished=error is None) if run else [],
+                    messages=await apply_store(middleware, shown, ctx),
                     tool_runs=run.tool_runs if run else [],
                     usage=run.usage if run else Usage(),
                     finish_reason=finish_reason,

@@ -10,7 +10,8 @@ import pytest
 from graft.config import AssistantSettings, Settings, load_settings
 from graft.context import Context, Principal
 from graft.default_plugins.redact_pii import RedactPII
-from graft.events import ErrorEvent, Event, TextDelta, ToolCallStarted, TurnDone
+from graft.errors import ConfigError
+from graft.events import Event, TextDelta, ToolCallStarted, TurnDone
 from graft.hookspecs import hookimpl
 from graft.messages import Message
 from graft.redaction import redact
@@ -194,9 +195,11 @@ async def test_a_bad_setting_fails_the_turn_before_the_model_is_called(
 ) -> None:
     model = FakeModel("should not be called")
     graft = await redacting(model, **config)
-    events = await collect(graft, USER_TEXT)
-    assert any(isinstance(e, ErrorEvent) for e in events)
+    # The store setting is read before the question is stored: nothing is.
+    with pytest.raises(ConfigError):
+        await collect(graft, USER_TEXT)
     assert model.requests == []
+    assert await graft.store.list_conversations(graft.principal_for()) == []
 
 
 # --- the output stream, property-style ------------------------------------------------
@@ -268,3 +271,35 @@ async def test_a_very_long_token_is_not_held_forever() -> None:
     texts = [e.text for e in events if isinstance(e, TextDelta)]
     assert len(texts) > 1 and max(len(t) for t in texts) <= 512
     assert "".join(texts) == "x" * 400 + "y" * 400 + "z" * 400
+
+
+async def test_store_keeps_personal_data_out_of_the_database(
+    redacting: Callable[..., Awaitable[Graft]],
+) -> None:
+    # store = true: the database never holds the number, neither the question's (which the
+    # model gets redacted, as always) nor the answer's (shown as it is: output is off).
+    model = FakeModel("Your number 13800138000 is noted.")
+    graft = await redacting(model, store=True, kinds=["phone"])
+    principal = graft.principal_for()
+    request = TurnRequest("default", [Message("user", "call me on 13800138000")])
+    events = [e async for e in graft.run_turn(request, principal)]
+    shown = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "13800138000" in shown  # output redaction is off
+    assert model.requests[0].messages[-1].content == "call me on [phone]"
+    conversation = events[0].conversation_id  # type: ignore[union-attr]
+    info, stored, _ = await graft.store.get_conversation(conversation, principal)
+    assert [m.message.content for m in stored] == [
+        "call me on [phone]",
+        "Your number [phone] is noted.",
+    ]
+    assert info.title == "call me on [phone]"
+
+
+async def test_a_bad_store_setting_fails_before_anything_is_stored(
+    redacting: Callable[..., Awaitable[Graft]],
+) -> None:
+    graft = await redacting(FakeModel("x"), store="sometimes")
+    request = TurnRequest("default", [Message("user", "13800138000")])
+    with pytest.raises(ConfigError, match="store must be true or false"):
+        [e async for e in graft.run_turn(request, graft.principal_for())]
+    assert await graft.store.list_conversations(graft.principal_for()) == []

@@ -51,20 +51,26 @@ _MAX_HELD = 512
 class _Options:
     kinds: frozenset[str]
     output: bool
+    store: bool
 
 
 def _options(ctx: Context) -> _Options:
     config = ctx.plugin_config(NAME)
-    unknown = sorted(set(config) - {"kinds", "output"})
+    unknown = sorted(set(config) - {"kinds", "output", "store"})
     if unknown:
-        raise ConfigError(f"plugins.{NAME}: unknown settings {unknown}; known: kinds, output")
+        raise ConfigError(
+            f"plugins.{NAME}: unknown settings {unknown}; known: kinds, output, store"
+        )
     kinds = _parsed(config.get("kinds", sorted(KINDS)))
     if not isinstance(kinds, list) or not set(kinds) <= KINDS:
         raise ConfigError(f"plugins.{NAME}.kinds must be a list of {sorted(KINDS)}, not {kinds!r}")
-    output = _parsed(config.get("output", False))
-    if not isinstance(output, bool):
-        raise ConfigError(f"plugins.{NAME}.output must be true or false, not {output!r}")
-    return _Options(frozenset(kinds), output)
+    switches = []
+    for switch in ("output", "store"):
+        value = _parsed(config.get(switch, False))
+        if not isinstance(value, bool):
+            raise ConfigError(f"plugins.{NAME}.{switch} must be true or false, not {value!r}")
+        switches.append(value)
+    return _Options(frozenset(kinds), *switches)
 
 
 def _parsed(value: Any) -> Any:
@@ -95,6 +101,14 @@ class RedactPII(Middleware):
         """Redact the answer's text when ``output = true``; pass everything else on."""
         options = _options(ctx)
         return _redact_stream(events, options.kinds) if options.output else events
+
+    async def on_store(self, messages: list[Message], ctx: Context) -> list[Message]:
+        """With ``store = true``, what the database keeps of the turn is redacted too."""
+        options = _options(ctx)
+        if not options.store:
+            return messages
+        counts: Counter[str] = Counter()
+        return [_redact_message(message, options.kinds, counts) for message in messages]
 
 
 def _redact_message(message: Message, kinds: frozenset[str], counts: Counter[str]) -> Message:
