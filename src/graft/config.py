@@ -183,6 +183,48 @@ class AuthSettings(_Strict):
         description="Mark session cookies Secure even on plain HTTP requests (graft behind a "
         "TLS proxy that does not send X-Forwarded-Proto); HTTPS requests always get Secure.",
     )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="OpenID Connect issuer URL (`https://login.example.com/realms/acme`): "
+        "browsers may sign in there (`/v1/auth/oidc/login`); unset: OIDC is off.",
+    )
+    oidc_client_id: str = Field(default="", description="graft's client id at the issuer.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        repr=False,
+        description="The client secret; in the settings file only as a reference: "
+        '`{ "$env" = "NAME" }` or `{ "$file" = "path" }`. Unset: a public client (PKCE only).',
+    )
+    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked for.")
+    oidc_user_claim: str = Field(
+        default="preferred_username",
+        description="The ID-token claim that names the graft user; `sub` when it is absent.",
+    )
+    oidc_groups_claim: str = Field(
+        default="groups", description="The claim whose list becomes a created user's groups."
+    )
+    oidc_create_users: bool = Field(
+        default=False,
+        description="Create an unknown user (role `user`) at first sign-in; otherwise only "
+        "existing users may sign in.",
+    )
+    oidc_tenant: str = Field(default="default", description="The tenant of OIDC users.")
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_is_a_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError(f"{value!r} is not an issuer URL such as https://login.example.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _oidc_needs_a_client_id(self) -> AuthSettings:
+        if self.oidc_issuer and not self.oidc_client_id:
+            raise ValueError("oidc_issuer needs oidc_client_id")
+        return self
 
 
 class LimitsSettings(_Strict):
@@ -429,6 +471,12 @@ def _resolve_references(
             )
             for name, provider in providers.items()
         }
+    auth = data.get("auth")
+    if isinstance(auth, Mapping) and is_reference(secret := auth.get("oidc_client_secret")):
+        resolved["auth"] = {
+            **auth,
+            "oidc_client_secret": SecretStr(resolve(secret, "auth.oidc_client_secret")),
+        }
     if is_reference(url := data.get("database_url")):
         resolved["database_url"] = resolve(url, "database_url")
     if isinstance(plugins := data.get("plugins"), Mapping):
@@ -463,6 +511,8 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings
     if password:
         register_secret(password)
         register_secret(unquote(password))
+    if settings.auth.oidc_client_secret is not None:
+        register_secret(settings.auth.oidc_client_secret.get_secret_value())
     if settings.data_key is not None:
         for data_key in settings.data_key.get_secret_value().split(","):
             register_secret(data_key.strip())
@@ -501,6 +551,17 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
                 'reference the key instead (api_key = { "$env" = "VARIABLE" } or '
                 '{ "$file" = "path/to/key" }) or set api_key_env'
             )
+    auth = data.get("auth")
+    if (
+        isinstance(auth, dict)
+        and "oidc_client_secret" in auth
+        and not is_reference(auth["oidc_client_secret"])
+    ):
+        raise ConfigError(
+            "auth.oidc_client_secret: secrets do not belong in the settings file; reference "
+            'it instead (oidc_client_secret = { "$env" = "VARIABLE" }) or set '
+            "GRAFT_AUTH__OIDC_CLIENT_SECRET"
+        )
     if path is not None:
         data = _resolve_references(data, Path(path).absolute().parent, os.environ)
     try:

@@ -20,7 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 from graft.retention import purging
 from graft.runtime import Graft
 from graft.secrets import install_secret_masking
-from graft.server import admin, approvals, chat, conversations, keys, privacy, sessions
+from graft.server import admin, approvals, chat, conversations, keys, oidc, privacy, sessions
 from graft.server.auth import Authenticate
 from graft.server.body import document_bodies
 from graft.server.errors import install_error_handlers
@@ -68,6 +68,7 @@ def create_app(graft: Graft) -> FastAPI:
     app.include_router(conversations.router)
     app.include_router(keys.router)
     app.include_router(sessions.router)
+    app.include_router(oidc.router)
     app.include_router(admin.router)
     app.include_router(privacy.router)
     app.include_router(approvals.router)

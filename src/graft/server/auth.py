@@ -38,9 +38,19 @@ FAILURE_RECORDS_PER_MINUTE = 30
 """Audit records of refused requests kept per client address and minute."""
 
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/v1/auth/oidc/login",
+        "/v1/auth/oidc/callback",
+    }
 )
-"""Paths served to anyone: liveness, metrics for the scraper, and the API's description."""
+"""Paths served to anyone: liveness, metrics for the scraper, the API's description, and
+OpenID Connect sign-in (``graft.server.oidc``: how a browser without a session gets one)."""
 
 
 class Authenticate:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from graft import audit
 from graft.context import Principal
@@ -38,7 +38,7 @@ from graft.sessions import (
 )
 from graft.store.base import StoredSession
 
-__all__ = ["router"]
+__all__ = ["router", "set_session_cookies"]
 
 router = APIRouter(prefix="/v1/auth/session", tags=["sessions"])
 
@@ -53,10 +53,10 @@ def _cookie(name: str, value: str, max_age: int, *, http_only: bool, secure: boo
     return "; ".join(parts)
 
 
-def _set_cookies(
-    response: JSONResponse, request: Request, graft: Graft, token: str, max_age: int
+def set_session_cookies(
+    response: Response, request: Request, graft: Graft, token: str, max_age: int
 ) -> None:
-    """Set (``max_age`` > 0) or expire (``max_age`` 0) both cookies."""
+    """Set (``max_age`` > 0) or expire (``max_age`` 0) both cookies (also OIDC's sign-in)."""
     secure = request.url.scheme == "https" or graft.settings.auth.secure_cookies
     csrf = csrf_token_for(token) if token else ""
     for name, value, http_only in ((SESSION_COOKIE, token, True), (CSRF_COOKIE, csrf, False)):
@@ -117,7 +117,7 @@ async def sign_in(
     await audit.record(graft.store, event)
     response = JSONResponse(_json(principal, session, token), status_code=201)
     response.headers["cache-control"] = "no-store"
-    _set_cookies(response, request, graft, token, max_age)
+    set_session_cookies(response, request, graft, token, max_age)
     return response
 
 
@@ -163,5 +163,5 @@ async def sign_out(
     )
     await audit.record(graft.store, event)
     response = JSONResponse({"object": "session.deleted", "ended": ended})
-    _set_cookies(response, request, graft, "", 0)
+    set_session_cookies(response, request, graft, "", 0)
     return response
