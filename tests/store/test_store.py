@@ -32,6 +32,7 @@ from graft.messages import Message, ToolCall, Usage
 from graft.store import Store, ToolRun, open_store
 from graft.store import sql as sql_mod
 from graft.store import sqlite as sqlite_mod
+from graft.store.conversations import payload_size
 from graft.store.encrypted import MESSAGES, reveal
 from graft.store.memory import MemoryStore
 from graft.store.sql import SQLStore, metadata, t_conversations, t_messages, t_tool_runs, t_turns
@@ -576,7 +577,7 @@ async def test_database_work_that_can_wait_runs_off_the_event_loop(
 def test_sqlite_write_inline_limit_counts_what_is_stored() -> None:
     assert sqlite_mod.INLINE_MAX_BYTES >= 16 * 1024  # a typical turn fits
     assert (
-        sql_mod._payload_size(
+        payload_size(
             [{"content": "abc", "tool_calls": None}, {"content": None, "tool_calls": "[1]"}]
         )
         == 6

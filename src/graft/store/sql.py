@@ -1,10 +1,9 @@
 """The SQL store: conversations, messages, turns and tool runs in SQLite or PostgreSQL.
 
 One class, ``SQLStore``, implements the ``Store`` protocol with SQLAlchemy Core (``Table``
-objects, no ORM: a turn is a handful of plain statements). Every statement is built once,
-at import, with ``bindparam()`` placeholders, and executed with plain parameter dicts (a
-list of them for several rows): building and coercing a statement on every call cost more
-CPU than SQLite took to run it, and a prebuilt statement computes its cache key once. The
+objects, no ORM: a turn is a handful of plain statements, built once in
+``graft.store.conversations``; users, keys, sessions, the audit log and privacy have modules
+of their own, and this class runs their functions in its transactions). The
 engine is synchronous and no database call runs on the event loop's thread. Each protocol
 call is one transaction (or, for SQLite writes that queued up together, one savepoint of a
 shared transaction, with the same outcome: see below).
@@ -42,13 +41,13 @@ when the store is given data keys (``graft.crypto``; the columns and their conte
 whose id is part of each value's associated data); reads decrypt them.
 
 ``start()`` brings the schema to the newest Alembic revision; the migrations live in
-``graft/store/migrations`` and the tables below must match them (a test compares the two).
+``graft/store/migrations`` and the tables of ``graft.store.schema`` must match them (a test
+compares the two).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -61,16 +60,9 @@ import anyio.lowlevel
 import anyio.to_thread
 from sqlalchemy import (
     Engine,
-    Integer,
-    Row,
-    bindparam,
     create_engine,
-    delete,
     event,
-    insert,
-    select,
     text,
-    update,
 )
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
@@ -79,8 +71,8 @@ from sqlalchemy.pool import StaticPool
 from graft.audit import AuditEvent, AuditRecord
 from graft.context import Principal
 from graft.crypto import DataKeys, KeySource
-from graft.errors import ConfigError, ConversationNotFound, NotFound
-from graft.messages import Message, ToolCall, Usage, new_id
+from graft.errors import ConfigError, NotFound
+from graft.messages import Message, Usage, new_id
 from graft.store import audit_sql, privacy, sessions, users
 from graft.store.base import (
     ApiKeyInfo,
@@ -95,21 +87,45 @@ from graft.store.base import (
     check_page,
     make_title,
 )
+from graft.store.conversations import (
+    DELETE_CONVERSATION,
+    FINISH_TURN,
+    HISTORY,
+    INSERT_CONVERSATION,
+    INSERT_TOOL_RUNS,
+    INSERT_TURN,
+    LIST_CONVERSATIONS,
+    LOCK_CONVERSATION,
+    LOCK_TURNS_CONVERSATION,
+    SELECT_CONVERSATION,
+    SELECT_MESSAGES,
+    SELECT_TOOL_RUNS,
+    SELECT_TURNS,
+    TOUCH_AND_TITLE_CONVERSATION,
+    TOUCH_CONVERSATION,
+    as_conversation,
+    as_message,
+    as_tool_run,
+    as_turn,
+    insert_messages,
+    message_row,
+    not_found,
+    owner_params,
+    payload_size,
+    seal_message,
+    seal_run,
+)
 from graft.store.encrypted import (
     CONVERSATIONS,
     ENCRYPTED_TABLES,
-    MESSAGES,
-    TOOL_RUNS,
     Batch,
     ColumnCounts,
     EncryptedTable,
     Reencrypted,
     count_values,
     reencrypt_batch,
-    reveal,
     seal,
 )
-from graft.store.prepared import Prepared
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
 from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
 
@@ -125,149 +141,6 @@ On SQLite these are the reads; the writer has one more connection of its own.
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x67726166  # any fixed bigint; serialises concurrent start()s
-
-
-# --- statements, built once -----------------------------------------------------------------
-# Parameter names start with "b_": SQLAlchemy reserves column names for VALUES and SET.
-
-_OWNED = (
-    (t_conversations.c.id == bindparam("b_cid"))
-    & (t_conversations.c.tenant == bindparam("b_tenant"))
-    & (t_conversations.c.user_id == bindparam("b_user"))
-)
-"""The conversation ``b_cid``, if it belongs to ``b_tenant`` and ``b_user``."""
-
-# The writes of every turn run as ``Prepared`` statements: SQLAlchemy's SQL on the DBAPI
-# cursor (see graft/store/prepared.py for why and what it keeps).
-_INSERT_CONVERSATION = Prepared(
-    insert(t_conversations).inline(),
-    keys=["id", "tenant", "user_id", "assistant", "title", "created_at", "updated_at"],
-)
-_INSERT_TURN = Prepared(
-    insert(t_turns).inline(),
-    keys=[
-        "id",
-        "conversation_id",
-        "status",
-        "model",
-        "prompt_tokens",
-        "completion_tokens",
-        "started_at",
-    ],
-)
-_INSERT_MESSAGES = Prepared(
-    insert(t_messages).inline(),
-    keys=[
-        "conversation_id",
-        "turn_id",
-        "role",
-        "content",
-        "tool_calls",
-        "tool_call_id",
-        "name",
-        "created_at",
-    ],
-)
-_INSERT_TOOL_RUNS = Prepared(
-    insert(t_tool_runs).inline(),
-    keys=[
-        "turn_id",
-        "conversation_id",
-        "call_id",
-        "name",
-        "arguments",
-        "result",
-        "is_error",
-        "duration_ms",
-        "created_at",
-    ],
-)
-
-# NO KEY UPDATE holds off a concurrent delete but lets the foreign-key checks of other turns
-# in this conversation through.
-_LOCK_CONVERSATION = Prepared(
-    select(t_conversations.c.title).where(_OWNED).with_for_update(key_share=True)
-)
-_TOUCH = (
-    update(t_conversations)
-    .where(t_conversations.c.id == bindparam("b_cid"))
-    .values(updated_at=bindparam("b_now"))
-)
-_TOUCH_CONVERSATION = Prepared(_TOUCH)
-_TOUCH_AND_TITLE_CONVERSATION = Prepared(_TOUCH.values(title=bindparam("b_title")))
-# finish_turn locks the conversation before the turn, in the order delete_conversation takes
-# them (its cascade reaches the turn last); the other order deadlocks on PostgreSQL when a
-# conversation is deleted while its turn finishes. KEY SHARE is enough to hold off the
-# delete, and it writes nothing (on SQLite, where one writer excludes the rest, the select
-# is just a read).
-_LOCK_TURNS_CONVERSATION = Prepared(
-    select(t_conversations.c.id)
-    .where(
-        t_conversations.c.id
-        == select(t_turns.c.conversation_id)
-        .where(t_turns.c.id == bindparam("b_tid"))
-        .scalar_subquery()
-    )
-    .with_for_update(key_share=True)
-)
-_FINISH_TURN = Prepared(
-    update(t_turns)
-    .where((t_turns.c.id == bindparam("b_tid")) & (t_turns.c.status == "running"))
-    .values(
-        status=bindparam("b_status"),
-        finish_reason=bindparam("b_finish_reason"),
-        error=bindparam("b_error"),
-        prompt_tokens=bindparam("b_prompt_tokens"),
-        completion_tokens=bindparam("b_completion_tokens"),
-        finished_at=bindparam("b_now"),
-        duration_ms=bindparam("b_duration_ms"),
-    )
-)
-
-# One query for history and ownership: the conversation outer-joined with its messages, so
-# an empty conversation is one row without a message and a missing one is no row at all.
-_HISTORY = (
-    select(
-        t_conversations.c.id,
-        t_messages.c.role,
-        t_messages.c.content,
-        t_messages.c.tool_calls,
-        t_messages.c.tool_call_id,
-        t_messages.c.name,
-    )
-    .select_from(
-        t_conversations.outerjoin(t_messages, t_messages.c.conversation_id == t_conversations.c.id)
-    )
-    .where(_OWNED)
-    .order_by(t_messages.c.id)
-)
-_CONVERSATION = select(t_conversations).where(_OWNED)
-_LIST_CONVERSATIONS = (
-    select(t_conversations)
-    .where(
-        t_conversations.c.tenant == bindparam("b_tenant"),
-        t_conversations.c.user_id == bindparam("b_user"),
-    )
-    .order_by(t_conversations.c.updated_at.desc(), t_conversations.c.id.desc())
-    .limit(bindparam("b_limit", type_=Integer()))
-    .offset(bindparam("b_offset", type_=Integer()))
-)
-_MESSAGES = (
-    select(t_messages)
-    .where(t_messages.c.conversation_id == bindparam("b_cid"))
-    .order_by(t_messages.c.id)
-)
-_TOOL_RUNS = (
-    select(t_tool_runs)
-    .where(t_tool_runs.c.conversation_id == bindparam("b_cid"))
-    .order_by(t_tool_runs.c.id)
-)
-_TURNS = (
-    select(t_turns)
-    .where(t_turns.c.conversation_id == bindparam("b_cid"))
-    .order_by(t_turns.c.started_at, t_turns.c.id)
-)
-_DELETE_CONVERSATION = delete(t_conversations).where(_OWNED)
 
 
 class SQLStore:
@@ -373,8 +246,8 @@ class SQLStore:
             ConversationNotFound: ``conversation_id`` is not one of the principal's.
         """
         title = make_title(new_messages)
-        rows = [_message_row(m) for m in new_messages]
-        size = _payload_size(rows)
+        rows = [message_row(m) for m in new_messages]
+        size = payload_size(rows)
         # Known before the transaction, so values are sealed outside it.
         new_cid = new_id("conv") if conversation_id is None else None
         keys = self._keys
@@ -383,13 +256,13 @@ class SQLStore:
             assert owner is not None
             title = seal(keys, title, CONVERSATIONS.context("title", owner)) or ""
             for row in rows:
-                _seal_message(keys, row, owner)
+                seal_message(keys, row, owner)
 
         def work(conn: Connection) -> tuple[str, str]:
             now = datetime.now(UTC)
             if new_cid is not None:
                 cid = new_cid
-                _INSERT_CONVERSATION.execute(
+                INSERT_CONVERSATION.execute(
                     conn,
                     {
                         "id": cid,
@@ -404,17 +277,17 @@ class SQLStore:
             else:
                 assert conversation_id is not None
                 cid = conversation_id
-                row = _LOCK_CONVERSATION.execute(conn, _owner(cid, principal)).fetchone()
+                row = LOCK_CONVERSATION.execute(conn, owner_params(cid, principal)).fetchone()
                 if row is None:
-                    raise _not_found(cid)
+                    raise not_found(cid)
                 if not row[0] and title:  # an untitled conversation gets this turn's title
-                    _TOUCH_AND_TITLE_CONVERSATION.execute(
+                    TOUCH_AND_TITLE_CONVERSATION.execute(
                         conn, {"b_cid": cid, "b_now": now, "b_title": title}
                     )
                 else:
-                    _TOUCH_CONVERSATION.execute(conn, {"b_cid": cid, "b_now": now})
+                    TOUCH_CONVERSATION.execute(conn, {"b_cid": cid, "b_now": now})
             tid = new_id("turn")
-            _INSERT_TURN.execute(
+            INSERT_TURN.execute(
                 conn,
                 {
                     "id": tid,
@@ -426,7 +299,7 @@ class SQLStore:
                     "started_at": now,
                 },
             )
-            _insert_messages(conn, cid, tid, rows, now)
+            insert_messages(conn, cid, tid, rows, now)
             return cid, tid
 
         return await self._write(work, size=size)
@@ -457,7 +330,7 @@ class SQLStore:
             NotFound: No running turn has this id (unknown, finished, or deleted with its
                 conversation).
         """
-        rows = [_message_row(m) for m in messages]
+        rows = [message_row(m) for m in messages]
         runs = [
             {
                 "turn_id": turn_id,
@@ -475,9 +348,9 @@ class SQLStore:
 
         def work(conn: Connection) -> None:
             now = datetime.now(UTC)
-            # The conversation first, then the turn: see _LOCK_TURNS_CONVERSATION.
-            found = _LOCK_TURNS_CONVERSATION.execute(conn, {"b_tid": turn_id}).fetchone()
-            finished = _FINISH_TURN.execute(
+            # The conversation first, then the turn: see LOCK_TURNS_CONVERSATION.
+            found = LOCK_TURNS_CONVERSATION.execute(conn, {"b_tid": turn_id}).fetchone()
+            finished = FINISH_TURN.execute(
                 conn,
                 {
                     "b_tid": turn_id,
@@ -495,16 +368,16 @@ class SQLStore:
             cid = found[0]
             # Sealed copies, made now that the conversation is known (the writer may run
             # this function again, so the plaintext rows stay as they are).
-            sealed = rows if keys is None else [_seal_message(keys, dict(r), cid) for r in rows]
-            _insert_messages(conn, cid, turn_id, sealed, now)
+            sealed = rows if keys is None else [seal_message(keys, dict(r), cid) for r in rows]
+            insert_messages(conn, cid, turn_id, sealed, now)
             if runs:
-                stored = runs if keys is None else [_seal_run(keys, dict(r), cid) for r in runs]
+                stored = runs if keys is None else [seal_run(keys, dict(r), cid) for r in runs]
                 for run in stored:
                     run["conversation_id"] = cid
                     run["created_at"] = now
-                _INSERT_TOOL_RUNS.executemany(conn, stored)
+                INSERT_TOOL_RUNS.executemany(conn, stored)
 
-        size = _payload_size(rows) + sum(len(r.arguments) + len(r.result) for r in tool_runs)
+        size = payload_size(rows) + sum(len(r.arguments) + len(r.result) for r in tool_runs)
         await self._write(work, size=size)
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
@@ -516,11 +389,11 @@ class SQLStore:
         keys = self._keys
 
         def work(conn: Connection) -> list[Message]:
-            rows = conn.execute(_HISTORY, _owner(conversation_id, principal)).all()
+            rows = conn.execute(HISTORY, owner_params(conversation_id, principal)).all()
             if not rows:
-                raise _not_found(conversation_id)
+                raise not_found(conversation_id)
             # A conversation without messages is one row with no message in it.
-            return [_message(r, keys, r.id) for r in rows if r.role is not None]
+            return [as_message(r, keys, r.id) for r in rows if r.role is not None]
 
         return await self._read(work)
 
@@ -543,7 +416,7 @@ class SQLStore:
         keys = self._keys
 
         def work(conn: Connection) -> list[ConversationInfo]:
-            return [_conversation(r, keys) for r in conn.execute(_LIST_CONVERSATIONS, params)]
+            return [as_conversation(r, keys) for r in conn.execute(LIST_CONVERSATIONS, params)]
 
         return await self._read(work)
 
@@ -558,19 +431,21 @@ class SQLStore:
         keys = self._keys
 
         def work(conn: Connection) -> tuple[ConversationInfo, list[StoredMessage], list[TurnInfo]]:
-            row = conn.execute(_CONVERSATION, _owner(conversation_id, principal)).one_or_none()
+            row = conn.execute(
+                SELECT_CONVERSATION, owner_params(conversation_id, principal)
+            ).one_or_none()
             if row is None:
-                raise _not_found(conversation_id)
+                raise not_found(conversation_id)
             params = {"b_cid": conversation_id}
             stored = [
-                StoredMessage(_message(r, keys, conversation_id), r.turn_id, r.created_at)
-                for r in conn.execute(_MESSAGES, params)
+                StoredMessage(as_message(r, keys, conversation_id), r.turn_id, r.created_at)
+                for r in conn.execute(SELECT_MESSAGES, params)
             ]
             runs: dict[str, list[ToolRun]] = {}
-            for r in conn.execute(_TOOL_RUNS, params):
-                runs.setdefault(r.turn_id, []).append(_tool_run(r, keys))
-            infos = [_turn(r, runs.get(r.id, [])) for r in conn.execute(_TURNS, params)]
-            return _conversation(row, keys), stored, infos
+            for r in conn.execute(SELECT_TOOL_RUNS, params):
+                runs.setdefault(r.turn_id, []).append(as_tool_run(r, keys))
+            infos = [as_turn(r, runs.get(r.id, [])) for r in conn.execute(SELECT_TURNS, params)]
+            return as_conversation(row, keys), stored, infos
 
         return await self._read(work)
 
@@ -582,9 +457,9 @@ class SQLStore:
         """
 
         def work(conn: Connection) -> None:
-            result = conn.execute(_DELETE_CONVERSATION, _owner(conversation_id, principal))
+            result = conn.execute(DELETE_CONVERSATION, owner_params(conversation_id, principal))
             if result.rowcount == 0:
-                raise _not_found(conversation_id)
+                raise not_found(conversation_id)
 
         await self._write(work)
 
@@ -886,124 +761,3 @@ def _resolve_url(url: str) -> URL:
             raise ConfigError("SQLite is reached through Python's sqlite3: use a sqlite:/// URL")
         parsed = parsed.set(drivername="sqlite+graft")  # GraftSQLiteDialect
     return parsed
-
-
-def _owner(conversation_id: str, principal: Principal) -> dict[str, str]:
-    """The parameters of ``_OWNED``."""
-    return {"b_cid": conversation_id, "b_tenant": principal.tenant, "b_user": principal.user_id}
-
-
-def _not_found(conversation_id: str) -> ConversationNotFound:
-    return ConversationNotFound(f"conversation {conversation_id!r} not found")
-
-
-def _message_row(message: Message) -> dict[str, Any]:
-    """A ``messages`` row without its conversation, turn and time."""
-    return {
-        "role": message.role,
-        "content": message.content,
-        "tool_calls": _dump_calls(message.tool_calls),
-        "tool_call_id": message.tool_call_id,
-        "name": message.name,
-    }
-
-
-def _insert_messages(
-    conn: Connection, cid: str, tid: str, rows: list[dict[str, Any]], now: datetime
-) -> None:
-    if not rows:
-        return
-    for row in rows:
-        row["conversation_id"] = cid
-        row["turn_id"] = tid
-        row["created_at"] = now
-    _INSERT_MESSAGES.executemany(conn, rows)
-
-
-def _payload_size(rows: list[dict[str, Any]]) -> int:
-    """About how many characters storing these message rows writes."""
-    return sum(len(r["content"] or "") + len(r["tool_calls"] or "") for r in rows)
-
-
-def _dump_calls(calls: list[ToolCall]) -> str | None:
-    if not calls:
-        return None
-    return json.dumps(
-        [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
-        ensure_ascii=False,
-    )
-
-
-# The contexts of the values a turn writes, less the conversation id that ends them.
-_CONTENT = MESSAGES.context("content", "")
-_TOOL_CALLS = MESSAGES.context("tool_calls", "")
-_ARGUMENTS = TOOL_RUNS.context("arguments", "")
-_RESULT = TOOL_RUNS.context("result", "")
-
-
-def _seal_message(keys: DataKeys, row: dict[str, Any], cid: str) -> dict[str, Any]:
-    """Seal a message row's content and tool calls, in place; return it."""
-    if row["content"]:
-        row["content"] = keys.encrypt(row["content"], _CONTENT + cid)
-    if row["tool_calls"]:
-        row["tool_calls"] = keys.encrypt(row["tool_calls"], _TOOL_CALLS + cid)
-    return row
-
-
-def _seal_run(keys: DataKeys, run: dict[str, Any], cid: str) -> dict[str, Any]:
-    """Seal a tool run row's arguments and result, in place; return it."""
-    run["arguments"] = seal(keys, run["arguments"], _ARGUMENTS + cid)
-    run["result"] = seal(keys, run["result"], _RESULT + cid)
-    return run
-
-
-def _message(row: Row[*tuple[Any, ...]], keys: DataKeys | None, cid: str) -> Message:
-    tool_calls = reveal(keys, row.tool_calls, MESSAGES.context("tool_calls", cid))
-    calls = json.loads(tool_calls) if tool_calls else []
-    return Message(
-        role=row.role,
-        content=reveal(keys, row.content, MESSAGES.context("content", cid)),
-        tool_calls=[ToolCall(c["id"], c["name"], c["arguments"]) for c in calls],
-        tool_call_id=row.tool_call_id,
-        name=row.name,
-    )
-
-
-def _tool_run(row: Row[Any], keys: DataKeys | None) -> ToolRun:
-    cid = row.conversation_id
-    return ToolRun(
-        row.call_id,
-        row.name,
-        reveal(keys, row.arguments, TOOL_RUNS.context("arguments", cid)) or "",
-        reveal(keys, row.result, TOOL_RUNS.context("result", cid)) or "",
-        row.is_error,
-        row.duration_ms,
-    )
-
-
-def _conversation(row: Row[Any], keys: DataKeys | None) -> ConversationInfo:
-    return ConversationInfo(
-        id=row.id,
-        user_id=row.user_id,
-        tenant=row.tenant,
-        assistant=row.assistant,
-        title=reveal(keys, row.title, CONVERSATIONS.context("title", row.id)) or "",
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _turn(row: Row[Any], runs: list[ToolRun]) -> TurnInfo:
-    return TurnInfo(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        status=row.status,
-        model=row.model,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        duration_ms=row.duration_ms,
-        finish_reason=row.finish_reason,
-        error=row.error,
-        usage=Usage(row.prompt_tokens, row.completion_tokens),
-        tool_runs=runs,
-    )
