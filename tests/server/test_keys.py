@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from graft.context import Principal
-from graft.identity import issue_key
-from graft.testing import FakeModel
-
-OPERATOR = Principal("cli:test", frozenset({"admin", "builder", "user"}))
+if TYPE_CHECKING:
+    from tests.server.conftest import Team
 
 
 @pytest.fixture
-async def people(graft_factory: Any, live_server: Any) -> Any:
-    graft = graft_factory(FakeModel(*["ok"] * 5))
-    store = graft.store
-    keys: dict[str, str] = {}
-    for tenant, name, roles in (
-        ("acme", "ann", ["user"]),
-        ("acme", "bob", ["user"]),
-        ("acme", "root", ["admin", "user"]),
-        ("globex", "eve", ["admin", "user"]),
-    ):
-        user = await store.create_user(tenant=tenant, name=name, roles=roles, groups=[])
-        keys[name], _ = await issue_key(store, user, creator=OPERATOR, name="first")
-    server = live_server(graft)
-
+def people(team: Team) -> Any:
     def call(who: str, method: str, path: str = "", **kwargs: Any) -> httpx.Response:
-        headers = {"authorization": f"Bearer {keys[who]}"}
-        return httpx.request(method, f"{server.url}/v1/keys{path}", headers=headers, **kwargs)
+        return team.call(who, method, f"/v1/keys{path}", **kwargs)
 
-    return call, keys
+    return call, team.keys
 
 
 def ids(response: httpx.Response) -> list[str]:

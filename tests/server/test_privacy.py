@@ -7,18 +7,17 @@ contents, and another user's conversation is 404 to an admin as to anyone.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
 from graft.context import Principal
-from graft.identity import issue_key
 from graft.messages import Message, Usage
 from graft.store import Store
-from graft.testing import FakeModel
 
-OPERATOR = Principal("cli:test", frozenset({"admin", "builder", "user"}))
+if TYPE_CHECKING:
+    from tests.server.conftest import Team
+
 CONFIRM = {"confirm": "delete my data"}
 
 
@@ -42,18 +41,8 @@ async def chat(store: Store, tenant: str, user: str, text: str) -> str:
 
 
 @pytest.fixture
-async def people(graft_factory: Any, live_server: Any) -> Any:
-    graft = graft_factory(FakeModel(*["ok"] * 5))
-    store = graft.store
-    keys: dict[str, str] = {}
-    for tenant, name, roles in (
-        ("acme", "ann", ["user"]),
-        ("acme", "bob", ["user"]),
-        ("acme", "root", ["admin", "user"]),
-        ("globex", "eve", ["admin", "user"]),
-    ):
-        user = await store.create_user(tenant=tenant, name=name, roles=roles, groups=[])
-        keys[name], _ = await issue_key(store, user, creator=OPERATOR, name="first")
+async def people(team: Team) -> Any:
+    store = team.graft.store
     conversations = {
         "ann": [
             await chat(store, "acme", "ann", "ann's diagnosis"),
@@ -62,13 +51,7 @@ async def people(graft_factory: Any, live_server: Any) -> Any:
         "bob": [await chat(store, "acme", "bob", "bob's secret")],
         "eve": [await chat(store, "globex", "eve", "eve's plan")],
     }
-    server = live_server(graft)
-
-    def call(who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"authorization": f"Bearer {keys[who]}"}
-        return httpx.request(method, f"{server.url}{path}", headers=headers, **kwargs)
-
-    return call, conversations, store
+    return team.call, conversations, store
 
 
 def test_export_is_your_own_conversations_as_an_attachment(people: Any) -> None:
