@@ -125,6 +125,14 @@ async def users_list(ctx: click.Context, tenant: str | None, as_json: bool) -> N
         )
 
 
+async def _set_disabled(ctx: click.Context, name: str, tenant: str, disabled: bool) -> None:
+    verb = "disable" if disabled else "enable"
+    async with _store(ctx) as store:
+        await store.set_user_disabled(tenant, name, disabled)
+        await _audit(store, f"user.{verb}", tenant, name, {})
+    click.echo(f"{verb}d {name!r} in tenant {tenant!r}")
+
+
 @users.command("disable")
 @click.argument("name")
 @_TENANT
@@ -132,10 +140,7 @@ async def users_list(ctx: click.Context, tenant: str | None, as_json: bool) -> N
 @async_command
 async def users_disable(ctx: click.Context, name: str, tenant: str) -> None:
     """Disable user NAME: their keys stop working at once."""
-    async with _store(ctx) as store:
-        await store.set_user_disabled(tenant, name, True)
-        await _audit(store, "user.disable", tenant, name, {})
-    click.echo(f"disabled {name!r} in tenant {tenant!r}")
+    await _set_disabled(ctx, name, tenant, True)
 
 
 @users.command("enable")
@@ -145,10 +150,7 @@ async def users_disable(ctx: click.Context, name: str, tenant: str) -> None:
 @async_command
 async def users_enable(ctx: click.Context, name: str, tenant: str) -> None:
     """Enable user NAME again."""
-    async with _store(ctx) as store:
-        await store.set_user_disabled(tenant, name, False)
-        await _audit(store, "user.enable", tenant, name, {})
-    click.echo(f"enabled {name!r} in tenant {tenant!r}")
+    await _set_disabled(ctx, name, tenant, False)
 
 
 @click.group()
