@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from graft.events import Event, TextDelta
 
-__all__ = ["MAX_HOLD", "LinkGuard", "guard_links", "neutralise"]
+__all__ = ["MAX_HOLD", "LinkGuard", "neutralise"]
 
 MAX_HOLD = 4096
 """Characters that may be held back waiting for a URL to end."""
@@ -166,14 +166,3 @@ class LinkGuard:
         """Release what is held, with the end of the text ending any URL in it."""
         held, self._held = self._held, ""
         return neutralise(held, self.hosts) if held else ""
-
-
-async def guard_links(events: AsyncIterator[Event], hosts: Iterable[str]) -> AsyncIterator[Event]:
-    """Pass ``events`` on with their text neutralised (``LinkGuard.guard`` on each)."""
-    guard = LinkGuard(hosts)
-    async for event in events:
-        for out in guard.guard(event):
-            yield out
-    held = guard.flush()
-    if held:
-        yield TextDelta(held)

@@ -49,10 +49,6 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
     Raises:
         AuthenticationError: ``Authorization`` is not ``Bearer <key>``.
     """
-    return _bearer(headers)
-
-
-def _bearer(headers: Mapping[str, str]) -> str | None:
     authorization = headers.get("authorization")
     if authorization:
         scheme, _, token = authorization.partition(" ")
@@ -81,7 +77,7 @@ async def authenticate(
 ) -> Principal | None:
     """Map a key to its principal, or everyone to the default user while nobody is set up."""
     auth = settings.auth
-    token = _bearer(headers)
+    token = bearer_token(headers)
     if token is None:
         if await _keyless(settings, store):
             return Principal(auth.default_user, frozenset(auth.default_roles))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import PlainTextResponse, Response
@@ -21,9 +22,9 @@ from graft.retention import purging
 from graft.runtime import Graft
 from graft.secrets import install_secret_masking
 from graft.server import admin, approvals, chat, conversations, keys, oidc, privacy, sessions
-from graft.server.auth import Authenticate
-from graft.server.body import document_bodies
-from graft.server.errors import install_error_handlers
+from graft.server.auth import PUBLIC_PATHS, Authenticate
+from graft.server.body import add_body_schemas
+from graft.server.errors import document_errors, install_error_handlers
 from graft.server.headers import SecurityHeaders, install_cors
 from graft.server.limits import BodySizeLimit
 from graft.server.metrics import Metrics, MetricsMiddleware
@@ -88,7 +89,7 @@ def create_app(graft: Graft) -> FastAPI:
         """Metrics in the Prometheus text format."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    document_bodies(app)
+    _complete_openapi(app)
 
     app.add_middleware(BodySizeLimit, max_bytes=graft.settings.limits.max_body_bytes)
     app.add_middleware(RateLimit, graft=graft)  # added after = runs before: inside Authenticate
@@ -97,3 +98,22 @@ def create_app(graft: Graft) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _complete_openapi(app: FastAPI) -> None:
+    """Complete ``app``'s OpenAPI document with what FastAPI cannot see.
+
+    The bodies the routes parse themselves (``graft.server.body``) and graft's error answers
+    (``graft.server.errors``).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            add_body_schemas(spec)
+            document_errors(spec, public=PUBLIC_PATHS)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -17,14 +17,14 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
 from graft.errors import ClientGone, InvalidRequest
 
-__all__ = ["document_bodies", "json_body", "json_depth", "nests_deeper", "parse_json_body"]
+__all__ = ["add_body_schemas", "json_body", "json_depth", "nests_deeper", "parse_json_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -115,71 +115,10 @@ async def parse_json_body(request: Request, model: type[M], *, max_depth: int | 
         raise RequestValidationError(errors) from None
 
 
-def document_bodies(app: FastAPI) -> None:
-    """Add the schemas of ``json_body`` models to ``app``'s OpenAPI document."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        spec = build()
-        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-        for name, model in _documented.items():
-            schema = model.model_json_schema(ref_template=_COMPONENTS)
-            schemas.update(schema.pop("$defs", {}))
-            schemas[name] = schema
-        _document_errors(spec)
-        app.openapi_schema = spec
-        return spec
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["message", "type"],
-            "properties": {
-                "message": {"type": "string"},
-                "type": {"type": "string"},
-                "param": {"type": ["string", "null"]},
-                "code": {"type": ["string", "null"]},
-            },
-        }
-    },
-}
-_ERRORS = {
-    "400": "Invalid request: the body, a parameter or a field",
-    "401": "Missing or invalid API key",
-    "404": "Not found, or not yours",
-    "405": "Method not allowed",
-    "413": "Body over the size limit",
-    "429": "Over a rate limit, the token budget or the open streams",
-}
-_PUBLIC = {"/healthz", "/metrics", "/openapi.json", "/docs", "/redoc"}
-
-
-def _document_errors(spec: dict[str, Any]) -> None:
-    """Give every operation the errors any request may get, in graft's error shape.
-
-    FastAPI documents a 422 for validation errors; graft answers them with 400, like
-    OpenAI. Authentication, the rate limits and the body limit run before every route but
-    the public ones, so their answers belong to every operation too.
-    """
-    spec["components"]["schemas"]["Error"] = _ERROR_SCHEMA
-    ref = {"$ref": _COMPONENTS.format(model="Error")}
-    for path, operations in spec.get("paths", {}).items():
-        for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            responses.pop("422", None)
-            if path in _PUBLIC:
-                continue
-            for status, description in _ERRORS.items():
-                documented = responses.setdefault(status, {"description": description})
-                documented["content"] = {"application/json": {"schema": ref}}
-    schemas = spec["components"]["schemas"]
-    for unused in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(unused, None)
+def add_body_schemas(spec: dict[str, Any]) -> None:
+    """Add the schemas of ``json_body`` models to an OpenAPI document, as FastAPI would."""
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in _documented.items():
+        schema = model.model_json_schema(ref_template=_COMPONENTS)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema

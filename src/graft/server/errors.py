@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -108,3 +109,52 @@ def _allowed_methods(routes: list[Any], request: Request) -> set[str]:
         elif isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
             found |= set(route.methods or ())
     return found
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+_ERRORS = {
+    "400": "Invalid request: the body, a parameter or a field",
+    "401": "Missing or invalid API key",
+    "404": "Not found, or not yours",
+    "405": "Method not allowed",
+    "413": "Body over the size limit",
+    "429": "Over a rate limit, the token budget or the open streams",
+}
+
+
+def document_errors(spec: dict[str, Any], public: Collection[str]) -> None:
+    """Give every operation the errors any request may get, in graft's error shape.
+
+    FastAPI documents a 422 for validation errors; graft answers them with 400, like
+    OpenAI. The body limit runs before every route, authentication and the rate limits
+    before every route but the public ones, so their answers belong to those operations.
+    """
+    spec["components"]["schemas"]["Error"] = _ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in spec.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status, description in _ERRORS.items():
+                if path in public and status in ("401", "429"):
+                    continue  # neither authenticated nor rate-limited
+                documented = responses.setdefault(status, {"description": description})
+                documented["content"] = {"application/json": {"schema": ref}}
+    schemas = spec["components"]["schemas"]
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
