@@ -28,6 +28,7 @@ from graft.middleware import Middleware
 from graft.models.base import Model, ModelFactory
 from graft.plugins import PluginInfo, Registry, make_plugin_manager, plugin_infos
 from graft.store import Store, open_store
+from graft.store.pending import PendingTurns
 from graft.tools.router import ToolBox, ToolRouter
 from graft.turn import TurnRequest, run_turn
 
@@ -62,6 +63,8 @@ class Graft:
             audit=self.store,
         )
         self.approvals = Approvals()
+        self.pending = PendingTurns()
+        """Turns that answered and are still being stored; readers wait for them."""
         self._models: dict[str, Model] = dict(models or {})
         self._preset_models = set(self._models)
 
@@ -71,7 +74,8 @@ class Graft:
         await self.store.start()
 
     async def aclose(self) -> None:
-        """Close model connections and the store."""
+        """Close model connections and the store, once the turns still being stored are."""
+        await self.pending.wait()
         for model_id, model in list(self._models.items()):
             close = getattr(model, "aclose", None)
             if close is not None and model_id not in self._preset_models:

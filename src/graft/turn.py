@@ -84,8 +84,9 @@ async def run_turn(
     started = time.perf_counter()
     history: list[Message] = []
     if request.conversation_id is not None:
+        await graft.pending.wait(request.conversation_id)  # the previous answer is stored
         history = await store.load_history(request.conversation_id, principal)
-    ctx.conversation_id, ctx.turn_id = await store.begin_turn(
+    conversation_id, turn_id = await store.begin_turn(
         principal,
         assistant=request.assistant,
         model=model.id,
@@ -93,10 +94,11 @@ async def run_turn(
         # What the database keeps may be less than what the model gets (redact_pii store).
         new_messages=await apply_store(middleware, request.messages, ctx),
     )
-    turn_id = ctx.turn_id
-    yield TurnStarted(ctx.conversation_id, turn_id)
+    ctx.conversation_id, ctx.turn_id = conversation_id, turn_id
+    yield TurnStarted(conversation_id, turn_id)
 
     run: AgentRun | None = None
+    pending = False
     error: str | None = None
     finish_reason: str | None = None
     visible = _VisibleText()
@@ -123,9 +125,14 @@ async def run_turn(
                     error = event.message
                 elif isinstance(event, TurnDone):
                     finish_reason = event.finish_reason
+                    # The caller may send the answer's last byte before storing it: until
+                    # then, readers of this conversation wait (graft.store.pending).
+                    graft.pending.add(conversation_id)
+                    pending = True
                 yield event
     except GeneratorExit:
-        error = error or "the client went away before the turn finished"
+        if finish_reason is None:  # closed after TurnDone: the turn is whole
+            error = error or "the client went away before the turn finished"
         raise
     except Exception as exc:
         log.exception("turn %s failed", turn_id)
@@ -151,6 +158,9 @@ async def run_turn(
             except NotFound:
                 # The conversation was deleted while the turn ran: nothing left to update.
                 log.info("turn %s finished after its conversation was deleted", turn_id)
+            finally:
+                if pending:
+                    graft.pending.done(conversation_id)
 
 
 class _VisibleText:

@@ -3,7 +3,9 @@
 A request becomes a ``TurnRequest`` and runs through ``run_turn``, like every other entry
 point. Streaming answers start only once the model has produced something: an upstream
 failure before that is a plain JSON error with its status (502, 503, 504), after it a
-terminal ``error`` event followed by ``[DONE]``.
+terminal ``error`` event followed by ``[DONE]``. Either way the response is complete once the
+turn's last event is out; the turn is stored right after (``graft.store.pending`` makes
+readers of the conversation wait for that).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from graft.errors import PermissionDenied
-from graft.events import ErrorEvent, Event, TurnStarted
+from graft.events import ErrorEvent, Event, TurnDone, TurnStarted
 from graft.policy import authorize_assistant
 from graft.server.body import json_body, parse_json_body
 from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, principal_of
@@ -82,16 +85,33 @@ async def chat_completions(request: Request) -> Response:
             headers={**_SSE_HEADERS, **headers},
         )
     builder = CompletionBuilder(body.model)
-    for head in (started, first):
-        builder.add(head)
-        metrics.observe(body.model, head)
-    async for event in events:
+    event: Event
+    for event in (started, first):
         builder.add(event)
         metrics.observe(body.model, event)
+    while not isinstance(event, TurnDone):
+        event = await anext(events)
+        builder.add(event)
+        metrics.observe(body.model, event)
+    # The turn is stored once the answer has gone out (graft.store.pending).
+    finish = BackgroundTask(_finish, events, metrics, body.model)
     if builder.error is not None:
         error = builder.error
-        return error_response(error.status, error.message, error.type, error.code)
-    return Response(builder.body(), media_type="application/json", headers=headers)
+        response = error_response(error.status, error.message, error.type, error.code)
+        response.background = finish
+        return response
+    return Response(
+        builder.body(), media_type="application/json", headers=headers, background=finish
+    )
+
+
+async def _finish(events: AsyncGenerator[Event, None], metrics: Metrics, assistant: str) -> None:
+    """Run the rest of a turn whose answer was sent: storing it."""
+    try:
+        async for event in events:
+            metrics.observe(assistant, event)
+    finally:
+        await events.aclose()
 
 
 async def _sse(

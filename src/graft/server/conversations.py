@@ -33,6 +33,7 @@ async def list_conversations(
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
     """A page of the caller's conversations."""
+    await graft.pending.wait()
     infos = await graft.store.list_conversations(principal, limit=limit, offset=offset)
     return {"object": "list", "data": [_header(i) for i in infos]}
 
@@ -42,6 +43,7 @@ async def get_conversation(
     conversation_id: str, graft: CurrentGraft, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """One conversation: header, messages (OpenAI shape) and turns."""
+    await graft.pending.wait(conversation_id)
     info, messages, turns = await graft.store.get_conversation(conversation_id, principal)
     return {
         **_header(info),
@@ -81,5 +83,6 @@ async def delete_conversation(
     conversation_id: str, graft: CurrentGraft, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """Delete a conversation and everything in it."""
+    await graft.pending.wait(conversation_id)
     await graft.store.delete_conversation(conversation_id, principal)
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}

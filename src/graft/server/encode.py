@@ -25,7 +25,10 @@ from graft.events import (
 )
 from graft.messages import Usage, new_id
 
-__all__ = ["ChunkEncoder", "CompletionBuilder", "error_body"]
+__all__ = ["END_OF_STREAM", "ChunkEncoder", "CompletionBuilder", "error_body"]
+
+END_OF_STREAM = b"data: [DONE]\n\n"
+"""The last SSE event of every stream: ``EventStream`` ends the response with it."""
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -112,7 +115,7 @@ class ChunkEncoder:
 
     def _done(self, event: TurnDone) -> bytes:
         if event.finish_reason == "error":
-            return b"data: [DONE]\n\n"
+            return END_OF_STREAM
         out = self._chunk({}, event.finish_reason)
         if self.include_usage:
             usage = {
@@ -124,7 +127,7 @@ class ChunkEncoder:
                 "usage": event.usage.to_openai(),
             }
             out += b"data: " + _dumps(usage).encode() + b"\n\n"
-        return out + b"data: [DONE]\n\n"
+        return out + END_OF_STREAM
 
 
 class CompletionBuilder:

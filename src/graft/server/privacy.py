@@ -57,6 +57,7 @@ class DeleteRequest(BaseModel):
 @router.get("/v1/me/export", summary="Download everything stored of your conversations")
 async def export_my_data(graft: CurrentGraft, principal: CurrentPrincipal) -> JSONResponse:
     """Every conversation of the caller, as a JSON file to save."""
+    await graft.pending.wait()
     document = await graft.store.export_user_data(principal.tenant, principal.user_id)
     await audit.record(
         graft.store,
@@ -90,6 +91,7 @@ async def delete_my_data(
             param="confirm",
             code="confirmation_required",
         )
+    await graft.pending.wait()
     count = await graft.store.delete_user_data(principal.tenant, principal.user_id)
     await audit.record(
         graft.store,
@@ -110,6 +112,7 @@ async def list_tenant_conversations(request: Request) -> dict[str, Any]:
     graft, principal = await admin_request(request)
     limit = int_param(request, "limit", 50, 1, MAX_LIMIT)
     offset = int_param(request, "offset", 0, 0, None)
+    await graft.pending.wait()
     infos = await graft.store.list_tenant_conversations(
         principal.tenant, limit=limit, offset=offset
     )

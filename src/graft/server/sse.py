@@ -7,18 +7,27 @@ of the CPU of a whole streamed turn. ``EventStream`` keeps the behaviour for les
 asyncio task waits for ``http.disconnect`` and, if it comes first, cancels an anyio cancel
 scope around the body. Cancelling through a scope (not ``Task.cancel``) matters: the turn
 stores its outcome under a shielded scope, and a scope's cancellation respects the shield.
+
+The response ends with the chunk that carries ``data: [DONE]``, before the chunks' iterator
+is exhausted: what the turn does after its last event (storing its result, see
+``graft.store.pending``) runs after the client has the last byte, not before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from graft.server.encode import END_OF_STREAM
+
 __all__ = ["EventStream"]
+
+log = logging.getLogger(__name__)
 
 
 class EventStream(Response):
@@ -46,9 +55,18 @@ class EventStream(Response):
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
+                ended = False
                 async for chunk in self.chunks:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    if ended:
+                        log.warning("dropped %d bytes sent after the end of a stream", len(chunk))
+                        continue
+                    ended = chunk.endswith(END_OF_STREAM)
+                    if ended:  # from here on a disconnect is the client being done
+                        watcher.remove_done_callback(on_disconnect)
+                    message = {"type": "http.response.body", "body": chunk, "more_body": not ended}
+                    await send(message)
+                if not ended:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
                 watcher.remove_done_callback(on_disconnect)
         finally:
             watcher.cancel()
