@@ -79,6 +79,7 @@ WRK_LUA = """\
 wrk.method = "POST"
 wrk.body = [==[%(body)s]==]
 wrk.headers["Content-Type"] = "application/json"
+%(delay)s
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
@@ -274,10 +275,14 @@ class Bench:
         if relayed != ["tok "] * chunks:
             raise RuntimeError(f"{target.name} relayed {relayed}, not {chunks} chunks")
 
-    def wrk(self, target: Target, body: str, connections: int, seconds: float) -> dict[str, Any]:
-        script = self.workdir / f"wrk-{abs(hash(body))}.lua"
+    def wrk(
+        self, target: Target, body: str, connections: int, seconds: float, gap_ms: int = 0
+    ) -> dict[str, Any]:
+        script = self.workdir / f"wrk-{abs(hash(body))}-{gap_ms}.lua"
         if not script.exists():
-            script.write_text(WRK_LUA % {"body": body})
+            # wrk waits delay() ms after each answer before the connection's next request.
+            delay = f"delay = function() return {gap_ms} end" if gap_ms else ""
+            script.write_text(WRK_LUA % {"body": body, "delay": delay})
         cmd = [
             self.args.wrk,
             "-t1",
@@ -318,18 +323,20 @@ class Bench:
         chunks: int,
         probe: bool,
         pace_us: int = 0,
+        gap_ms: int = 0,
     ) -> dict[str, Any]:
         body = request_body(target.model, stream=stream, chunks=chunks, pace_us=pace_us)
         pid = target.pid
         before = cpu_seconds(pid) if pid else None
-        run = self.wrk(target, body, connections, self.args.duration)
+        run = self.wrk(target, body, connections, self.args.duration, gap_ms)
         after = cpu_seconds(pid) if pid else None
         requests = run["requests"]
         seconds = run["duration_us"] / 1e6
         cell: dict[str, Any] = {
             "target": target.name,
             "store": target.store,
-            "mode": ("paced" if pace_us else "stream") if stream else "plain",
+            "mode": (("paced" if pace_us else "stream") if stream else "plain")
+            + ("-gap" if gap_ms else ""),
             "concurrency": connections,
             "chunks": chunks,
             "requests": requests,
@@ -363,6 +370,69 @@ class Bench:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def measure_round(bench: Bench, targets: list[Target]) -> list[dict[str, Any]]:
+    """One round: every cell of every target once, in a fixed order."""
+    args = bench.args
+    cells: list[dict[str, Any]] = []
+    for stream in (False, True):
+        for connections in args.concurrency:
+            for target in targets:
+                cell = bench.measure(
+                    target,
+                    stream=stream,
+                    connections=connections,
+                    chunks=args.chunks,
+                    probe=stream,
+                )
+                cells.append(cell)
+                log(short(cell))
+    if args.pace_us:
+        # Streams from an upstream that takes its time per chunk, as a real
+        # engine does: what graft adds to the last byte of such a stream.
+        # (uvicorn-bare's ASGI upstream does not pace.)
+        for target in [targets[0], *targets[1 + args.baseline :]]:
+            cell = bench.measure(
+                target,
+                stream=True,
+                connections=min(args.concurrency),
+                chunks=args.chunks,
+                probe=False,
+                pace_us=args.pace_us,
+            )
+            cells.append(cell)
+            log(short(cell))
+    if args.gap_ms:
+        # One client that waits a moment between answer and next question, as
+        # people and most programs do: what graft adds to a request that does
+        # not queue behind the previous turn's bookkeeping (storing it).
+        for stream in (False, True):
+            for target in [targets[0], *targets[1 + args.baseline :]]:
+                cell = bench.measure(
+                    target,
+                    stream=stream,
+                    connections=min(args.concurrency),
+                    chunks=args.chunks,
+                    probe=False,
+                    gap_ms=args.gap_ms,
+                )
+                cells.append(cell)
+                log(short(cell))
+    if args.long_chunks:
+        # The same streams with longer answers: the slope is the cost of one
+        # chunk. One in flight, where the per-request costs are steadiest.
+        for target in targets[1:]:
+            cell = bench.measure(
+                target,
+                stream=True,
+                connections=min(args.concurrency),
+                chunks=args.long_chunks,
+                probe=False,
+            )
+            cells.append(cell)
+            log(short(cell))
+    return cells
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     load_before = os.getloadavg()  # the machine is shared: note how busy it was
@@ -391,46 +461,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # then moves one round of a cell, not the result.
             raw: list[dict[str, Any]] = []
             for round_ in range(args.rounds):
-                for stream in (False, True):
-                    for connections in args.concurrency:
-                        for target in targets:
-                            cell = bench.measure(
-                                target,
-                                stream=stream,
-                                connections=connections,
-                                chunks=args.chunks,
-                                probe=stream,
-                            )
-                            raw.append(cell | {"round": round_})
-                            log(short(cell))
-                if args.pace_us:
-                    # Streams from an upstream that takes its time per chunk, as a real
-                    # engine does: what graft adds to the last byte of such a stream.
-                    # (uvicorn-bare's ASGI upstream does not pace.)
-                    for target in [targets[0], *targets[1 + args.baseline :]]:
-                        cell = bench.measure(
-                            target,
-                            stream=True,
-                            connections=min(args.concurrency),
-                            chunks=args.chunks,
-                            probe=False,
-                            pace_us=args.pace_us,
-                        )
-                        raw.append(cell | {"round": round_})
-                        log(short(cell))
-                if args.long_chunks:
-                    # The same streams with longer answers: the slope is the cost of one
-                    # chunk. One in flight, where the per-request costs are steadiest.
-                    for target in targets[1:]:
-                        cell = bench.measure(
-                            target,
-                            stream=True,
-                            connections=min(args.concurrency),
-                            chunks=args.long_chunks,
-                            probe=False,
-                        )
-                        raw.append(cell | {"round": round_})
-                        log(short(cell))
+                raw.extend(cell | {"round": round_} for cell in measure_round(bench, targets))
             bench.cells = median_cells(raw)
             bench.rounds = raw
             grafts = [target for target in targets if target.store is not None]
@@ -673,6 +704,14 @@ def verdicts(
             f"streamed, last byte, chunks {args.pace_us} µs apart",
             mine.get("paced", {}).get("added_p50_ms"),
         ),
+        (
+            f"non-streamed, whole response, {args.gap_ms} ms between requests",
+            mine.get("plain-gap", {}).get("added_p50_ms"),
+        ),
+        (
+            f"streamed, last byte, {args.gap_ms} ms between requests",
+            mine.get("stream-gap", {}).get("added_p50_ms"),
+        ),
     ):
         if value is not None:
             judge(latency, f"{value:.2f} ms ({what})", value <= TARGET_ADDED_P50_MS)
@@ -790,6 +829,8 @@ def meta(
             "stores": args.stores,
             "upstream": args.upstream_impl,
             "baseline": args.baseline,
+            "pace_us": args.pace_us,
+            "gap_ms": args.gap_ms,
         },
         "elapsed_s": round(elapsed, 1),
     }
@@ -819,6 +860,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def table(result: dict[str, Any]) -> str:
     """The results as a Markdown table (also what bench/README.md shows)."""
     chunks = result["meta"]["settings"]["chunks"]
+    gap = result["meta"]["settings"].get("gap_ms")
     added = {(a["target"], a["mode"], a["concurrency"]): a for a in result["derived"]["added"]}
     rows = [
         "| target | mode | conc | req/s | p50 ms | p99 ms | TTFC p50 ms | added p50 ms "
@@ -835,7 +877,12 @@ def table(result: dict[str, Any]) -> str:
         added_text = "-"
         if a:
             added_text = f"{a['added_p50_ms']:+.2f} (×{a['p50_ratio']})"
-        mode = {"plain": "non-stream", "paced": "stream, paced"}.get(c["mode"], c["mode"])
+        mode = {
+            "plain": "non-stream",
+            "paced": "stream, paced",
+            "plain-gap": f"non-stream, {gap} ms gaps",
+            "stream-gap": f"stream, {gap} ms gaps",
+        }.get(c["mode"], c["mode"])
         rows.append(
             f"| {c['target']} | {mode} | {c['concurrency']} | {c['rps']:.0f} "
             f"| {fmt(c['p50_ms'])} | {fmt(c['p99_ms'])} | {fmt(probe.get('ttfc_p50_ms'))} "
@@ -880,6 +927,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=500,
         help="content chunks of the second streaming run (0: skip the per-chunk slope)",
+    )
+    parser.add_argument(
+        "--gap-ms",
+        type=int,
+        default=1,
+        help="ms a client waits between answer and next request in the gap cells (0: skip)",
     )
     parser.add_argument(
         "--pace-us",
