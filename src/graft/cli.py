@@ -20,6 +20,7 @@ from graft.cli_audit import audit
 from graft.cli_common import async_command, settings_of
 from graft.cli_identity import keys, users
 from graft.cli_privacy import privacy
+from graft.cli_sentiment import finetune, sentiment
 from graft.context import Principal
 from graft.errors import ConfigError, GraftError
 from graft.events import (
@@ -331,6 +332,8 @@ cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(audit)
 cli.add_command(privacy)
+cli.add_command(sentiment)
+cli.add_command(finetune)
 
 
 def main() -> None:

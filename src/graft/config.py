@@ -131,6 +131,10 @@ class AssistantSettings(_Strict):
         description="Delete its conversations this many days after their last turn "
         "(`graft.retention`); None keeps them.",
     )
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Plugin settings for this assistant only, over the global `[plugins.NAME]`.",
+    )
 
 
 class AccessRule(_Strict):

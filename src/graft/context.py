@@ -8,9 +8,12 @@ object rather than adding side channels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graft.config import AssistantSettings, Settings
+
+if TYPE_CHECKING:
+    from graft.store.base import Store
 
 __all__ = ["Context", "Principal"]
 
@@ -44,7 +47,15 @@ class Context:
     turn_id: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
     """Scratch space that middleware and tools of one turn may share."""
+    store: Store | None = None
+    """Where the turn is stored, for plugins that keep what they learn with it."""
 
     def plugin_config(self, plugin: str) -> dict[str, Any]:
-        """Settings of one plugin (``[plugins.NAME]`` in the TOML file)."""
-        return self.settings.plugin_config(plugin)
+        """Settings of one plugin: ``[plugins.NAME]``, then the assistant's own on top.
+
+        An assistant's ``[assistants.NAME.plugins.PLUGIN]`` table overrides the global
+        values key by key.
+        """
+        config = self.settings.plugin_config(plugin)
+        config.update(self.assistant.plugins.get(plugin, {}))
+        return config

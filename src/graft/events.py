@@ -17,8 +17,11 @@ __all__ = [
     "ApprovalRequired",
     "ClientToolCalls",
     "ErrorEvent",
+    "Escalated",
     "Event",
     "FinishReason",
+    "NOTES",
+    "SentimentTagged",
     "TextDelta",
     "ToolCallStarted",
     "ToolResult",
@@ -98,6 +101,28 @@ class ErrorEvent:
 
 
 @dataclass(slots=True)
+class SentimentTagged:
+    """The user's message was read for sentiment (the ``sentiment`` middleware)."""
+
+    label: str
+    """``negative``, ``neutral`` or ``positive``."""
+    score: float
+    """Confidence in ``label``, 0 to 1."""
+    emotion: str | None = None
+    backend: str = ""
+    kind: Literal["sentiment"] = "sentiment"
+
+
+@dataclass(slots=True)
+class Escalated:
+    """An assistant's escalation rule fired (e.g. several negative messages in a row)."""
+
+    reason: str
+    negative_in_a_row: int = 0
+    kind: Literal["escalation"] = "escalation"
+
+
+@dataclass(slots=True)
 class TurnDone:
     """The turn is over; ``usage`` sums every model call in it."""
 
@@ -114,5 +139,9 @@ Event = (
     | ToolResult
     | ClientToolCalls
     | ErrorEvent
+    | SentimentTagged
+    | Escalated
     | TurnDone
 )
+NOTES = (SentimentTagged, Escalated)
+"""Events about the user's message that middleware sends before the model's first event."""

@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.session_auth",
     "graft.default_plugins.api_key_auth",
     "graft.default_plugins.redact_pii",
+    "graft.default_plugins.sentiment.plugin",
 )
 
 

@@ -75,7 +75,14 @@ async def run_turn(
     middleware = graft.middleware(assistant.middleware)
     store = graft.store
 
-    ctx = Context(principal, graft.settings, request.assistant, assistant, request.conversation_id)
+    ctx = Context(
+        principal,
+        graft.settings,
+        request.assistant,
+        assistant,
+        request.conversation_id,
+        store=store,
+    )
     toolbox = await graft.tools.resolve(ctx)
     clashes = sorted({t.name for t in request.client_tools}.intersection(toolbox.owners))
     if clashes:

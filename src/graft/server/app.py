@@ -21,7 +21,17 @@ from starlette.responses import PlainTextResponse, Response
 from graft.retention import purging
 from graft.runtime import Graft
 from graft.secrets import install_secret_masking
-from graft.server import admin, approvals, chat, conversations, keys, oidc, privacy, sessions
+from graft.server import (
+    admin,
+    approvals,
+    chat,
+    conversations,
+    keys,
+    oidc,
+    privacy,
+    sentiment,
+    sessions,
+)
 from graft.server.auth import PUBLIC_PATHS, Authenticate
 from graft.server.body import add_body_schemas
 from graft.server.errors import document_errors, install_error_handlers
@@ -73,6 +83,7 @@ def create_app(graft: Graft) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(privacy.router)
     app.include_router(approvals.router)
+    app.include_router(sentiment.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:

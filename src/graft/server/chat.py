@@ -17,7 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from graft.errors import PermissionDenied
-from graft.events import ErrorEvent, Event, TurnDone, TurnStarted
+from graft.events import NOTES, ErrorEvent, Event, TurnDone, TurnStarted
 from graft.policy import authorize_assistant
 from graft.server.body import json_body, parse_json_body
 from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, principal_of
@@ -71,22 +71,27 @@ async def chat_completions(request: Request) -> Response:
         events = limits.metered(events)
     started = await anext(events)  # raises request errors before anything is sent
     assert isinstance(started, TurnStarted)
+    head: list[Event] = [started]
     first = await anext(events)
+    while isinstance(first, NOTES):  # what middleware says of the user's message comes first
+        head.append(first)
+        first = await anext(events)
     if isinstance(first, ErrorEvent):
         metrics.observe(body.model, first)
         await events.aclose()
         return error_response(first.status, first.message, first.type, first.code)
+    head.append(first)
     headers = {"x-graft-conversation-id": started.conversation_id}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         encoder = ChunkEncoder(body.model, include_usage=include_usage)
         return EventStream(
-            _sse(encoder, [started, first], events, metrics, body.model),
+            _sse(encoder, head, events, metrics, body.model),
             headers={**_SSE_HEADERS, **headers},
         )
     builder = CompletionBuilder(body.model)
     event: Event
-    for event in (started, first):
+    for event in head:
         builder.add(event)
         metrics.observe(body.model, event)
     while not isinstance(event, TurnDone):

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from graft.server.deps import CurrentGraft, CurrentPrincipal
-from graft.store.base import ConversationInfo
+from graft.store.base import ConversationInfo, StoredMessage
 
 __all__ = ["router"]
 
@@ -47,10 +47,7 @@ async def get_conversation(
     info, messages, turns = await graft.store.get_conversation(conversation_id, principal)
     return {
         **_header(info),
-        "messages": [
-            {**m.message.to_openai(), "turn_id": m.turn_id, "created_at": m.created_at.isoformat()}
-            for m in messages
-        ],
+        "messages": [_message(m) for m in messages],
         "turns": [
             {
                 "id": t.id,
@@ -76,6 +73,17 @@ async def get_conversation(
             for t in turns
         ],
     }
+
+
+def _message(stored: StoredMessage) -> dict[str, Any]:
+    out = {
+        **stored.message.to_openai(),
+        "turn_id": stored.turn_id,
+        "created_at": stored.created_at.isoformat(),
+    }
+    if stored.sentiment is not None:  # the sentiment middleware's tag of a user message
+        out["sentiment"] = stored.sentiment.to_json()
+    return out
 
 
 @router.delete("/{conversation_id}", summary="Delete one conversation")

@@ -16,7 +16,9 @@ from graft.events import (
     ApprovalRequired,
     ClientToolCalls,
     ErrorEvent,
+    Escalated,
     Event,
+    SentimentTagged,
     TextDelta,
     ToolCallStarted,
     ToolResult,
@@ -38,6 +40,22 @@ def error_body(
 ) -> dict[str, Any]:
     """The OpenAI error object."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _note(event: SentimentTagged | Escalated) -> dict[str, Any]:
+    if isinstance(event, SentimentTagged):
+        return {
+            "event": "sentiment",
+            "label": event.label,
+            "score": round(event.score, 4),
+            "emotion": event.emotion,
+            "backend": event.backend,
+        }
+    return {
+        "event": "escalation",
+        "reason": event.reason,
+        "negative_in_a_row": event.negative_in_a_row,
+    }
 
 
 def _tool_event(event: ApprovalRequired | ToolCallStarted | ToolResult) -> dict[str, Any]:
@@ -103,6 +121,8 @@ class ChunkEncoder:
             return self._chunk({"content": ""}, conversation_id=event.conversation_id)
         if isinstance(event, ApprovalRequired | ToolCallStarted | ToolResult):
             return self._chunk({}, graft=_tool_event(event))
+        if isinstance(event, SentimentTagged | Escalated):
+            return self._chunk({}, graft=_note(event))
         if isinstance(event, ClientToolCalls):
             calls = [{"index": i, **c.to_openai()} for i, c in enumerate(event.calls)]
             return self._chunk({"tool_calls": calls})
@@ -138,6 +158,7 @@ class CompletionBuilder:
         self.text: list[str] = []
         self.client_calls: list[dict[str, Any]] = []
         self.tool_activity: list[dict[str, Any]] = []
+        self.notes: dict[str, dict[str, Any]] = {}
         self.finish_reason = "stop"
         self.usage = Usage()
         self.conversation_id: str | None = None
@@ -151,6 +172,9 @@ class CompletionBuilder:
             self.conversation_id = event.conversation_id
         elif isinstance(event, ApprovalRequired | ToolCallStarted | ToolResult):
             self.tool_activity.append(_tool_event(event))
+        elif isinstance(event, SentimentTagged | Escalated):
+            note = _note(event)
+            self.notes[note.pop("event")] = note
         elif isinstance(event, ClientToolCalls):
             self.client_calls.extend(c.to_openai() for c in event.calls)
         elif isinstance(event, ErrorEvent):
@@ -173,6 +197,9 @@ class CompletionBuilder:
             "usage": self.usage.to_openai(),
             "conversation_id": self.conversation_id,
         }
+        extra: dict[str, Any] = dict(self.notes)
         if self.tool_activity:
-            completion["graft"] = {"tool_activity": self.tool_activity}
+            extra["tool_activity"] = self.tool_activity
+        if extra:
+            completion["graft"] = extra
         return _dumps(completion).encode()

@@ -19,6 +19,11 @@ its admins as metadata only, never their contents.
 And it keeps the audit log (``graft.audit``): records are only ever appended, each one hashed
 together with the hash of the record before it, under a lock that makes concurrent appends
 one chain.
+
+Each turn's user message may carry a sentiment tag (``tag_sentiment``), stored with the
+conversation's tenant, user and assistant and deleted with it; ``get_conversation`` shows it
+on the message, and ``sentiment_report`` counts tags over time within one tenant
+(``graft.store.sentiments``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ from graft.messages import Message, Usage
 __all__ = [
     "ApiKeyInfo",
     "ConversationInfo",
+    "SentimentBucket",
+    "SentimentPoint",
+    "SentimentTag",
     "StoredKey",
     "Store",
     "StoredMessage",
@@ -49,6 +57,7 @@ __all__ = [
 ]
 
 TurnStatus = Literal["running", "done", "failed"]
+SentimentBucket = Literal["hour", "day", "week"]
 
 
 @dataclass(slots=True)
@@ -66,6 +75,56 @@ class ConversationInfo:
     """How many messages it holds; only ``list_tenant_conversations`` counts them."""
 
 
+@dataclass(frozen=True, slots=True)
+class SentimentTag:
+    """The sentiment of one user message, as a classifier judged it."""
+
+    label: str
+    """``"negative"``, ``"neutral"`` or ``"positive"``."""
+    score: float
+    """Confidence in ``label``, from 0 to 1."""
+    backend: str
+    """What judged it, e.g. ``"e5"`` or ``"lexicon (fallback)"``."""
+    emotion: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As the REST API and exports show it."""
+        return {
+            "label": self.label,
+            "score": round(self.score, 4),
+            "emotion": self.emotion,
+            "backend": self.backend,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentPoint:
+    """One bucket of a sentiment report."""
+
+    start: datetime
+    """The bucket's start, UTC."""
+    assistant: str
+    conversation_id: str | None
+    """Set when the report is of one conversation."""
+    negative: int
+    neutral: int
+    positive: int
+    mean: float
+    """The mean of +score (positive), 0 (neutral) and -score (negative)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The point as a JSON object, for the CLI and the REST API."""
+        return {
+            "start": self.start.isoformat(),
+            "assistant": self.assistant,
+            "conversation_id": self.conversation_id,
+            "negative": self.negative,
+            "neutral": self.neutral,
+            "positive": self.positive,
+            "mean": round(self.mean, 4),
+        }
+
+
 @dataclass(slots=True)
 class StoredMessage:
     """A message as stored, with its position and the turn that wrote it."""
@@ -73,6 +132,8 @@ class StoredMessage:
     message: Message
     turn_id: str
     created_at: datetime
+    sentiment: SentimentTag | None = None
+    """The turn's tag, on the last user message of the turn (the one the turn answers)."""
 
 
 @dataclass(slots=True)
@@ -224,6 +285,39 @@ class Store(Protocol):
         """Delete a conversation and everything in it; ``ConversationNotFound`` if absent."""
         ...
 
+    async def tag_sentiment(self, turn_id: str, tag: SentimentTag) -> None:
+        """Store the sentiment of the user message that started ``turn_id`` (again replaces it).
+
+        The tag is dated when the turn began. ``NotFound`` (code ``turn_not_found``) if no
+        turn has this id; ``ValueError`` for a label, score or length the table cannot hold.
+        """
+        ...
+
+    async def recent_sentiments(self, conversation_id: str, limit: int) -> list[SentimentTag]:
+        """The conversation's latest tags, newest first (for rules such as N negative in a row).
+
+        Not scoped to a principal: the caller must already know the conversation is theirs.
+        """
+        ...
+
+    async def sentiment_report(
+        self,
+        tenant: str,
+        *,
+        assistant: str | None = None,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        bucket: SentimentBucket = "day",
+    ) -> list[SentimentPoint]:
+        """Counts and mean per bucket and assistant, oldest first, of ``tenant``'s tags only.
+
+        Per conversation too when ``conversation_id`` is given; ``user_id`` narrows to one
+        user, ``since`` (timezone-aware) to tags dated from then on. Buckets start on the
+        UTC hour, day or Monday. ``InvalidRequest`` for another ``bucket``.
+        """
+        ...
+
     async def create_user(
         self, *, tenant: str, name: str, roles: list[str], groups: list[str]
     ) -> User:
@@ -320,8 +414,9 @@ class Store(Protocol):
     async def export_user_data(self, tenant: str, user: str) -> dict[str, Any]:
         """Everything stored of one user's conversations, as one JSON-serialisable document.
 
-        Every conversation with its messages, turns and tool runs, oldest first, in the shape
-        of ``graft.store.privacy.export_document``; none of another user's or tenant's.
+        Every conversation with its messages (a tagged one with its ``sentiment``), turns and
+        tool runs, oldest first, in the shape of ``graft.store.privacy.export_document``; none
+        of another user's or tenant's.
         """
         ...
 

@@ -24,10 +24,13 @@ from graft.audit import GENESIS_HASH, AuditEvent, AuditRecord, seal
 from graft.context import Principal
 from graft.errors import Conflict, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
-from graft.store import privacy
+from graft.store import privacy, sentiments
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
+    SentimentBucket,
+    SentimentPoint,
+    SentimentTag,
     StoredKey,
     StoredMessage,
     StoredSession,
@@ -47,6 +50,15 @@ class _Conversation:
     info: ConversationInfo
     messages: list[StoredMessage] = field(default_factory=list)
     turns: dict[str, TurnInfo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tagged:
+    """A sentiment tag with what the SQL table keeps beside it."""
+
+    tag: SentimentTag
+    conversation: ConversationInfo
+    created_at: datetime
 
 
 @dataclass(slots=True)
@@ -73,6 +85,8 @@ class MemoryStore:
         """Session id (the token's digest) to the session."""
         self._audit: list[AuditRecord] = []
         """The audit log, oldest first (records are frozen: shared safely)."""
+        self._sentiments: dict[str, _Tagged] = {}
+        """Turn id to its sentiment tag (frozen: shared safely)."""
 
     async def start(self) -> None:
         """Nothing to open or migrate."""
@@ -200,6 +214,9 @@ class MemoryStore:
         await anyio.lowlevel.checkpoint()
         conv = self._owned(conversation_id, principal)
         stored = [StoredMessage(_copy(s.message), s.turn_id, s.created_at) for s in conv.messages]
+        sentiments.attach(
+            stored, {t: self._sentiments[t].tag for t in conv.turns if t in self._sentiments}
+        )
         turns = sorted(conv.turns.values(), key=lambda t: (t.started_at, t.id))
         return dataclasses.replace(conv.info), stored, [_copy_turn(t) for t in turns]
 
@@ -210,10 +227,61 @@ class MemoryStore:
             ConversationNotFound: The conversation is not one of the principal's.
         """
         await anyio.lowlevel.checkpoint()
-        conv = self._owned(conversation_id, principal)
-        for turn_id in conv.turns:
-            del self._turn_owner[turn_id]
-        del self._conversations[conversation_id]
+        self._owned(conversation_id, principal)
+        self._delete([conversation_id])
+
+    # --- sentiments ---------------------------------------------------------------------
+
+    async def tag_sentiment(self, turn_id: str, tag: SentimentTag) -> None:
+        """Store the tag of the turn's user message, replacing any; ``NotFound`` if no turn."""
+        sentiments.check_tag(tag)
+        await anyio.lowlevel.checkpoint()
+        cid = self._turn_owner.get(turn_id)
+        if cid is None:
+            raise NotFound(f"no turn {turn_id!r}", code="turn_not_found")
+        conv = self._conversations[cid]
+        started_at = conv.turns[turn_id].started_at
+        self._sentiments[turn_id] = _Tagged(tag, dataclasses.replace(conv.info), started_at)
+
+    async def recent_sentiments(self, conversation_id: str, limit: int) -> list[SentimentTag]:
+        """The conversation's latest ``limit`` tags, newest first."""
+        check_page(limit, 0)
+        await anyio.lowlevel.checkpoint()
+        theirs = [
+            (t.created_at, turn_id, t.tag)
+            for turn_id, t in self._sentiments.items()
+            if t.conversation.id == conversation_id
+        ]
+        theirs.sort(key=lambda found: found[:2], reverse=True)  # created_at, turn_id DESC
+        return [tag for _, _, tag in theirs[:limit]]
+
+    async def sentiment_report(
+        self,
+        tenant: str,
+        *,
+        assistant: str | None = None,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        bucket: SentimentBucket = "day",
+    ) -> list[SentimentPoint]:
+        """Counts and mean of ``tenant``'s tags per bucket and assistant, oldest first."""
+        sentiments.check_report(since, bucket)
+        await anyio.lowlevel.checkpoint()
+        found = sorted(
+            (t.created_at, turn_id, t)
+            for turn_id, t in self._sentiments.items()
+            if t.conversation.tenant == tenant
+            and assistant in (None, t.conversation.assistant)
+            and conversation_id in (None, t.conversation.id)
+            and user_id in (None, t.conversation.user_id)
+            and (since is None or t.created_at >= since)
+        )
+        rows = [
+            (at, t.conversation.assistant, t.conversation.id, t.tag.label, t.tag.score)
+            for at, _, t in found
+        ]
+        return sentiments.report_points(rows, bucket, per_conversation=conversation_id is not None)
 
     # --- users and keys (frozen dataclasses: shared safely, never mutated) ----------------
 
@@ -440,6 +508,7 @@ class MemoryStore:
         for cid in conversation_ids:
             for turn_id in self._conversations.pop(cid).turns:
                 self._turn_owner.pop(turn_id, None)
+                self._sentiments.pop(turn_id, None)  # ON DELETE CASCADE
         return len(conversation_ids)
 
     def _session_owner(self, session: _Session) -> tuple[str, str]:

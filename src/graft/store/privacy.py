@@ -102,7 +102,8 @@ def conversation_record(
 
     Returns:
         A JSON-serialisable dict. Messages are in the OpenAI shape, with the name of any
-        message that has one, the turn that wrote it and when.
+        message that has one, the turn that wrote it and when, and a user message's
+        sentiment tag if it has one.
     """
     return {
         "id": info.id,
@@ -116,6 +117,8 @@ def conversation_record(
                 **({"name": m.message.name} if m.message.name is not None else {}),
                 "turn_id": m.turn_id,
                 "created_at": _when(m.created_at),
+                # Only on user messages the sentiment middleware tagged.
+                **({"sentiment": m.sentiment.to_json()} if m.sentiment is not None else {}),
             }
             for m in messages
         ],

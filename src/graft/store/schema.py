@@ -5,11 +5,13 @@ tenant and user through its conversation. Two for identity: users (a name per te
 groups, disabled or not) and their API keys (a public id, the SHA-256 digest of the whole
 key, the roles the key carries, revoked or not), and browser sessions (the SHA-256 digest of
 the session token, the user and the key that signed in, when it expires; ``graft.sessions``).
-One for the audit log (``graft.audit``): an
-append-only, hash-chained record of who did what, numbered by ``seq``. Timestamps are
-timezone-aware UTC on every backend; row ids are 64-bit where the database has them. Schema
-changes go through Alembic migrations (``graft/store/migrations``), which are checked against
-these definitions by the tests.
+One for the sentiment of each turn's user message (``graft.store.sentiments``), deleted with
+its turn and conversation, and carrying the conversation's tenant, user and assistant so
+that reports need no join. One for the audit log (``graft.audit``): an append-only,
+hash-chained record of who did what, numbered by ``seq``. Timestamps are timezone-aware UTC
+on every backend; row ids are 64-bit where the database has them. Schema changes go through
+Alembic migrations (``graft/store/migrations``), which are checked against these definitions
+by the tests.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "t_audit_log",
     "t_conversations",
     "t_messages",
+    "t_sentiments",
     "t_sessions",
     "t_tool_runs",
     "t_turns",
@@ -158,6 +161,29 @@ t_tool_runs = Table(
     Column("created_at", _UTCDateTime(), nullable=False),
     Index(None, "turn_id"),
     Index(None, "conversation_id"),
+)
+
+t_sentiments = Table(
+    "sentiments",
+    metadata,
+    Column("turn_id", String(64), ForeignKey("turns.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "conversation_id",
+        String(64),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # Copies of the conversation's, so a report reads this table alone.
+    Column("tenant", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("assistant", String(255), nullable=False),
+    Column("label", String(16), nullable=False),  # negative, neutral or positive
+    Column("score", Float(), nullable=False),  # confidence in the label, 0 to 1
+    Column("emotion", String(32), nullable=True),
+    Column("backend", String(255), nullable=False),
+    Column("created_at", _UTCDateTime(), nullable=False),  # when the turn began
+    Index(None, "conversation_id", "created_at"),
+    Index(None, "tenant", "assistant", "created_at"),
 )
 
 t_users = Table(

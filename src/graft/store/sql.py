@@ -2,8 +2,8 @@
 
 One class, ``SQLStore``, implements the ``Store`` protocol with SQLAlchemy Core (``Table``
 objects, no ORM: a turn is a handful of plain statements, built once in
-``graft.store.conversations``; users, keys, sessions, the audit log and privacy have modules
-of their own, and this class runs their functions in its transactions). The
+``graft.store.conversations``; users, keys, sessions, sentiments, the audit log and privacy
+have modules of their own, and this class runs their functions in its transactions). The
 engine is synchronous and no database call runs on the event loop's thread. Each protocol
 call is one transaction (or, for SQLite writes that queued up together, one savepoint of a
 shared transaction, with the same outcome: see below).
@@ -73,10 +73,13 @@ from graft.context import Principal
 from graft.crypto import DataKeys, KeySource
 from graft.errors import ConfigError, NotFound
 from graft.messages import Message, Usage, new_id
-from graft.store import audit_sql, privacy, sessions, users
+from graft.store import audit_sql, privacy, sentiments, sessions, users
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
+    SentimentBucket,
+    SentimentPoint,
+    SentimentTag,
     StoredKey,
     StoredMessage,
     StoredSession,
@@ -445,6 +448,7 @@ class SQLStore:
             for r in conn.execute(SELECT_TOOL_RUNS, params):
                 runs.setdefault(r.turn_id, []).append(as_tool_run(r, keys))
             infos = [as_turn(r, runs.get(r.id, [])) for r in conn.execute(SELECT_TURNS, params)]
+            sentiments.attach(stored, sentiments.conversation_tags(conn, conversation_id))
             return as_conversation(row, keys), stored, infos
 
         return await self._read(work)
@@ -462,6 +466,44 @@ class SQLStore:
                 raise not_found(conversation_id)
 
         await self._write(work)
+
+    # --- sentiments (graft.store.sentiments does the SQL) ----------------------------------
+
+    async def tag_sentiment(self, turn_id: str, tag: SentimentTag) -> None:
+        """Store the tag of the turn's user message, replacing any; ``NotFound`` if no turn."""
+        sentiments.check_tag(tag)
+        await self._write(partial(sentiments.tag_sentiment, turn_id=turn_id, tag=tag))
+
+    async def recent_sentiments(self, conversation_id: str, limit: int) -> list[SentimentTag]:
+        """The conversation's latest ``limit`` tags, newest first."""
+        check_page(limit, 0)
+        return await self._read(
+            partial(sentiments.recent_sentiments, conversation_id=conversation_id, limit=limit)
+        )
+
+    async def sentiment_report(
+        self,
+        tenant: str,
+        *,
+        assistant: str | None = None,
+        conversation_id: str | None = None,
+        user_id: str | None = None,
+        since: datetime | None = None,
+        bucket: SentimentBucket = "day",
+    ) -> list[SentimentPoint]:
+        """Counts and mean of ``tenant``'s tags per bucket and assistant, oldest first."""
+        sentiments.check_report(since, bucket)
+        return await self._read(
+            partial(
+                sentiments.sentiment_report,
+                tenant=tenant,
+                assistant=assistant,
+                conversation_id=conversation_id,
+                user_id=user_id,
+                since=since,
+                bucket=bucket,
+            )
+        )
 
     # --- users and keys (graft.store.users does the SQL) ---------------------------------
 
