@@ -83,3 +83,19 @@ def test_report_needs_a_store_that_persists() -> None:
     assert empty.exit_code == 0 and "no tagged messages" in empty.output
     bad = CliRunner().invoke(cli, ["sentiment", "report", "--since", "last tuesday"])
     assert bad.exit_code == 2 and "--since" in bad.output
+
+
+def test_ask_and_chat_show_the_tag(capsys: pytest.CaptureFixture[str]) -> None:
+    from graft.cli import _record, _show
+    from graft.events import Escalated, SentimentTagged
+
+    result: dict[str, object] = {}
+    tagged = SentimentTagged("negative", 0.91234, "frustrated", "e5")
+    _record(result, tagged)
+    _record(result, Escalated("3 negative messages in a row", 3))
+    assert result == {
+        "sentiment": {"label": "negative", "score": 0.9123, "emotion": "frustrated"},
+        "escalation": {"reason": "3 negative messages in a row"},
+    }
+    _show(tagged)
+    assert "(you: negative 0.91, frustrated)" in capsys.readouterr().err

@@ -27,6 +27,9 @@ from graft.events import (
     ApprovalRequired,
     ClientToolCalls,
     ErrorEvent,
+    Escalated,
+    Event,
+    SentimentTagged,
     TextDelta,
     ToolCallStarted,
     ToolResult,
@@ -142,36 +145,57 @@ async def _stream_turn(
     result: dict[str, Any] = {"content": "", "tool_calls": [], "client_tool_calls": []}
     principal = graft.principal_for(user)
     async for event in graft.run_turn(request, principal):
-        if isinstance(event, TurnStarted):
-            result["conversation_id"] = event.conversation_id
-        elif isinstance(event, TextDelta):
-            result["content"] += event.text
-            if show:
-                click.echo(event.text, nl=False)
-        elif isinstance(event, ApprovalRequired):
+        if isinstance(event, ApprovalRequired):
             await _answer_approval(graft, principal, event, ask=show and sys.stdin.isatty())
-        elif isinstance(event, ToolCallStarted):
-            if show:
-                click.secho(f"→ {event.call.name}({event.call.arguments})", fg="cyan", err=True)
-        elif isinstance(event, ToolResult):
-            result["tool_calls"].append(
-                {"name": event.name, "result": event.content, "is_error": event.is_error}
-            )
-            if show:
-                color = "red" if event.is_error else "cyan"
-                click.secho(f"← {event.name}: {event.content[:300]}", fg=color, err=True)
-        elif isinstance(event, ClientToolCalls):
-            result["client_tool_calls"] = [c.to_openai() for c in event.calls]
-        elif isinstance(event, ErrorEvent):
-            result["error"] = {"message": event.message, "code": event.code}
-            if show:
-                click.secho(f"\nerror: {event.message}", fg="red", err=True)
-        elif isinstance(event, TurnDone):
-            result["finish_reason"] = event.finish_reason
-            result["usage"] = event.usage.to_openai()
+        _record(result, event)
+        if show:
+            _show(event)
     if show and result["content"] and not result["content"].endswith("\n"):
         click.echo()
     return result
+
+
+def _record(result: dict[str, Any], event: Event) -> None:
+    """Add what ``event`` says to the turn's summary (``graft ask --json`` prints it)."""
+    if isinstance(event, TurnStarted):
+        result["conversation_id"] = event.conversation_id
+    elif isinstance(event, TextDelta):
+        result["content"] += event.text
+    elif isinstance(event, ToolResult):
+        result["tool_calls"].append(
+            {"name": event.name, "result": event.content, "is_error": event.is_error}
+        )
+    elif isinstance(event, SentimentTagged):
+        result["sentiment"] = {"label": event.label, "score": round(event.score, 4)}
+        if event.emotion:
+            result["sentiment"]["emotion"] = event.emotion
+    elif isinstance(event, Escalated):
+        result["escalation"] = {"reason": event.reason}
+    elif isinstance(event, ClientToolCalls):
+        result["client_tool_calls"] = [c.to_openai() for c in event.calls]
+    elif isinstance(event, ErrorEvent):
+        result["error"] = {"message": event.message, "code": event.code}
+    elif isinstance(event, TurnDone):
+        result["finish_reason"] = event.finish_reason
+        result["usage"] = event.usage.to_openai()
+
+
+def _show(event: Event) -> None:
+    """Print ``event`` at the terminal: the answer on stdout, the rest on stderr."""
+    if isinstance(event, TextDelta):
+        click.echo(event.text, nl=False)
+    elif isinstance(event, ToolCallStarted):
+        click.secho(f"→ {event.call.name}({event.call.arguments})", fg="cyan", err=True)
+    elif isinstance(event, ToolResult):
+        color = "red" if event.is_error else "cyan"
+        click.secho(f"← {event.name}: {event.content[:300]}", fg=color, err=True)
+    elif isinstance(event, SentimentTagged):
+        emotion = f", {event.emotion}" if event.emotion else ""
+        click.secho(f"(you: {event.label} {event.score:.2f}{emotion})", dim=True, err=True)
+    elif isinstance(event, Escalated):
+        click.secho(f"(escalation: {event.reason})", fg="yellow", err=True)
+    elif isinstance(event, ErrorEvent):
+        click.secho(f"\nerror: {event.message}", fg="red", err=True)
 
 
 @cli.command()
