@@ -130,6 +130,12 @@ def test_report_over_rest(serve: Any) -> None:
     assert (point["assistant"], point["negative"], point["positive"]) == ("support", 1, 1)
     bad = httpx.get(f"{server.url}/v1/sentiment", params={"bucket": "year"})
     assert bad.status_code == 400 and "bucket" in bad.text
+    later = httpx.get(f"{server.url}/v1/sentiment", params={"since": "2999-01-01T00:00:00Z"})
+    assert later.json()["data"] == []
+    for since in ("0.5", "2026-11-01", "2026-13-01T00:00:00Z"):
+        refused = httpx.get(f"{server.url}/v1/sentiment", params={"since": since})
+        assert refused.status_code == 400, since
+        assert refused.json()["error"]["param"] == "since"
 
 
 async def test_the_tool_answers_for_the_model(graft_factory: Any) -> None:
