@@ -373,61 +373,34 @@ class Bench:
 def measure_round(bench: Bench, targets: list[Target]) -> list[dict[str, Any]]:
     """One round: every cell of every target once, in a fixed order."""
     args = bench.args
-    cells: list[dict[str, Any]] = []
-    for stream in (False, True):
-        for connections in args.concurrency:
-            for target in targets:
-                cell = bench.measure(
-                    target,
-                    stream=stream,
-                    connections=connections,
-                    chunks=args.chunks,
-                    probe=stream,
-                )
-                cells.append(cell)
-                log(short(cell))
+    one = min(args.concurrency)
+    # (targets, measure() keywords) per cell, in the order they are measured.
+    plan: list[tuple[list[Target], dict[str, Any]]] = [
+        (targets, {"stream": stream, "connections": connections, "probe": stream})
+        for stream in (False, True)
+        for connections in args.concurrency
+    ]
+    # Streams from an upstream that takes its time per chunk, as a real engine does: what
+    # graft adds to the last byte of such a stream. (uvicorn-bare's upstream does not pace.)
+    paced = [targets[0], *targets[1 + args.baseline :]]
     if args.pace_us:
-        # Streams from an upstream that takes its time per chunk, as a real
-        # engine does: what graft adds to the last byte of such a stream.
-        # (uvicorn-bare's ASGI upstream does not pace.)
-        for target in [targets[0], *targets[1 + args.baseline :]]:
-            cell = bench.measure(
-                target,
-                stream=True,
-                connections=min(args.concurrency),
-                chunks=args.chunks,
-                probe=False,
-                pace_us=args.pace_us,
-            )
-            cells.append(cell)
-            log(short(cell))
+        plan.append((paced, {"stream": True, "connections": one, "pace_us": args.pace_us}))
+    # One client that waits a moment between answer and next question, as people and most
+    # programs do: what graft adds to a request that does not queue behind the previous
+    # turn's bookkeeping (storing it).
     if args.gap_ms:
-        # One client that waits a moment between answer and next question, as
-        # people and most programs do: what graft adds to a request that does
-        # not queue behind the previous turn's bookkeeping (storing it).
-        for stream in (False, True):
-            for target in [targets[0], *targets[1 + args.baseline :]]:
-                cell = bench.measure(
-                    target,
-                    stream=stream,
-                    connections=min(args.concurrency),
-                    chunks=args.chunks,
-                    probe=False,
-                    gap_ms=args.gap_ms,
-                )
-                cells.append(cell)
-                log(short(cell))
+        plan += [
+            (paced, {"stream": stream, "connections": one, "gap_ms": args.gap_ms})
+            for stream in (False, True)
+        ]
+    # The same streams with longer answers: the slope is the cost of one chunk. One in
+    # flight, where the per-request costs are steadiest.
     if args.long_chunks:
-        # The same streams with longer answers: the slope is the cost of one
-        # chunk. One in flight, where the per-request costs are steadiest.
-        for target in targets[1:]:
-            cell = bench.measure(
-                target,
-                stream=True,
-                connections=min(args.concurrency),
-                chunks=args.long_chunks,
-                probe=False,
-            )
+        plan.append((targets[1:], {"stream": True, "connections": one, "chunks": args.long_chunks}))
+    cells: list[dict[str, Any]] = []
+    for chosen, options in plan:
+        for target in chosen:
+            cell = bench.measure(target, **{"chunks": args.chunks, "probe": False, **options})
             cells.append(cell)
             log(short(cell))
     return cells
