@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from graft.errors import ConfigError
+from graft.netguard import NetworkSettings
 from graft.secrets import is_reference, register_secret, resolve_reference, resolve_references
 
 __all__ = [
@@ -310,6 +311,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     assistants: dict[str, AssistantSettings] = Field(default_factory=dict)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    network: NetworkSettings = Field(default_factory=NetworkSettings)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     link_hosts: list[str] = Field(
@@ -487,6 +489,22 @@ def _resolve_references(
         resolved["plugins"] = resolve_references(
             plugins, setting="plugins", base_dir=base_dir, environ=environ
         )
+    if isinstance(assistants := data.get("assistants"), Mapping):
+        # An assistant's own plugin settings may hold secrets too (a webhook's key).
+        resolved["assistants"] = {
+            name: {
+                **assistant,
+                "plugins": resolve_references(
+                    assistant["plugins"],
+                    setting=f"assistants.{name}.plugins",
+                    base_dir=base_dir,
+                    environ=environ,
+                ),
+            }
+            if isinstance(assistant, Mapping) and isinstance(assistant.get("plugins"), Mapping)
+            else assistant
+            for name, assistant in assistants.items()
+        }
     return resolved
 
 

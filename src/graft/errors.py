@@ -12,6 +12,7 @@ GraftError
 │   └── PayloadTooLarge (413)
 ├── AuthenticationError (401)   no or wrong credentials
 ├── PermissionDenied    (403)   authenticated, but not allowed (assistant, tool, conversation)
+│   └── NetworkBlocked          an outbound call the network policy refuses (graft.netguard)
 ├── NotFound            (404)
 │   ├── UnknownAssistant        the ``model`` field names no assistant
 │   └── ConversationNotFound
@@ -43,6 +44,7 @@ __all__ = [
     "ModelError",
     "ModelTimeout",
     "ModelUnavailable",
+    "NetworkBlocked",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -120,6 +122,32 @@ class PermissionDenied(GraftError):
     status = 403
     type = "permission_error"
     code = "permission_denied"
+
+
+class NetworkBlocked(PermissionDenied):
+    """An outbound call (a model, a tool, a webhook) that the network policy refuses.
+
+    The message names the host, the address it resolved to and the rule that refused it;
+    never the URL's path or query, which may carry tokens. ``graft.netguard`` raises it.
+    """
+
+    code = "network_blocked"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        host: str = "",
+        address: str | None = None,
+        port: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.rule = rule
+        """What refused the call: ``scheme``, ``port``, ``userinfo``, ``host``, ``address``."""
+        self.host = host
+        self.address = address
+        self.port = port
 
 
 class NotFound(GraftError):

@@ -5,6 +5,9 @@ model (a FakeModel stands in for the chat model only)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -18,6 +21,7 @@ from graft.events import ToolResult
 from graft.messages import Message
 from graft.testing import FakeModel, call
 from graft.turn import TurnRequest
+from graft.webhooks import verify_signature
 
 ANGRY = "This is the third time your app lost my order. I am furious, fix it now!"
 UPSET = "这已经是第三次了，你们的服务太差了，我非常失望。"
@@ -164,3 +168,91 @@ def test_instructions_follow_emotion_label_and_rule() -> None:
     assert "unhappy" in instruction_for(Sentiment("negative", 0.9, "e5"))
     assert instruction_for(Sentiment("positive", 0.9, "e5", emotion="happy")) == ""
     assert "3 messages in a row" in instruction_for(frustrated, 3, 3)
+
+
+class _Hook:
+    """A webhook receiver on 127.0.0.1 that keeps what it was sent."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = threading.Event()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+                hook.arrived.set()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True).start()
+
+
+@pytest.fixture
+def hook() -> Any:
+    receiver = _Hook()
+    yield receiver
+    receiver.httpd.shutdown()
+    receiver.httpd.server_close()
+
+
+def _escalate(graft_factory: Any, live_server: Any, hook: _Hook, **network: Any) -> Any:
+    plugin = {
+        "escalate_after": 1,
+        "webhook": f"http://127.0.0.1:{hook.port}/escalations",
+        "webhook_secret": "s3cret",
+    }
+    assistants = {"support": {"middleware": ["sentiment"], "plugins": {"sentiment": plugin}}}
+    graft = graft_factory(FakeModel("sorry"), assistants=assistants, network=network)
+    server = live_server(graft)
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "support", "messages": [{"role": "user", "content": ANGRY}]},
+        timeout=10,
+    )
+    assert answer.status_code == 200  # the webhook never holds up or fails the answer
+    return server
+
+
+def _audit(server: Any, action: str) -> list[dict[str, Any]]:
+    for _ in range(100):  # the delivery runs in the background
+        records = httpx.get(f"{server.url}/v1/admin/audit").json()["data"]
+        found = [r for r in records if r["action"] == action]
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no {action} record")
+
+
+def test_escalations_reach_the_webhook_signed_and_audited(
+    graft_factory: Any, live_server: Any, hook: _Hook
+) -> None:
+    server = _escalate(
+        graft_factory, live_server, hook, allow_hosts=["127.0.0.1"], allow_ports=[hook.port]
+    )
+    assert hook.arrived.wait(10)
+    [(headers, body)] = hook.received
+    assert verify_signature(body, "s3cret", headers["X-Graft-Signature"])
+    sent = json.loads(body)
+    assert (sent["event"], sent["assistant"], sent["negative_in_a_row"]) == (
+        "escalation",
+        "support",
+        1,
+    )
+    [delivered] = _audit(server, "webhook.deliver")
+    assert delivered["outcome"] == "ok" and delivered["details"]["status"] == 204
+
+
+def test_a_webhook_the_network_policy_forbids_is_refused_and_audited(
+    graft_factory: Any, live_server: Any, hook: _Hook
+) -> None:
+    server = _escalate(graft_factory, live_server, hook)  # loopback is not allowed by default
+    [blocked] = _audit(server, "network.blocked")
+    assert "127.0.0.1" in json.dumps(blocked["details"])
+    assert hook.received == []

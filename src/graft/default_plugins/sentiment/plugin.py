@@ -6,13 +6,17 @@
   ``graft`` event, and, unless turned off, a short instruction on how to answer is added to
   the system prompt ("the user seems frustrated: acknowledge it and be concise").
 - An escalation rule: ``escalate_after = N`` negative messages in a row emits an
-  ``escalation`` event, records it in the audit log and changes the instruction.
+  ``escalation`` event, records it in the audit log, changes the instruction and, when a
+  ``webhook`` is set, POSTs it there in the background through the network guard
+  (``graft.netguard``; the delivery and any refusal are audited too).
 
 Settings, ``[plugins.sentiment]``, and per assistant ``[assistants.NAME.plugins.sentiment]``::
 
     backend = "e5"            # or "e5:<fine-tuned head>", "transformers:<dir>", "lexicon"
     instructions = true       # add the tone instruction to the model's context
     escalate_after = 0        # N negative user messages in a row -> escalation (0: never)
+    webhook = "https://..."   # POST each escalation there (through the network guard)
+    webhook_secret = "$env:ESCALATION_SECRET"   # signs the body: X-Graft-Signature
     tool = false              # offer analyze_sentiment to every assistant (global only)
 
 An assistant that lists ``analyze_sentiment`` in its ``tools`` gets the tool too.
@@ -22,9 +26,10 @@ Every backend is loaded once per process, on first use, and runs in a worker thr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,13 +37,15 @@ from typing import Any
 from graft import audit
 from graft.config import Settings
 from graft.context import Context
-from graft.errors import ConfigError
+from graft.errors import ConfigError, NetworkBlocked
 from graft.events import Escalated, Event, SentimentTagged
 from graft.hookspecs import hookimpl
 from graft.messages import Message
 from graft.middleware import Middleware
+from graft.netguard import audit_blocked
 from graft.store.base import SentimentTag
 from graft.tools.function import tool
+from graft.webhooks import deliver
 
 from .analyzer import Analyzer
 from .backends import load_backend
@@ -69,11 +76,16 @@ class _Options:
     backend: str
     instructions: bool
     escalate_after: int
+    webhook: str | None
+    webhook_secret: str | None
+
+
+_KEYS = {"backend", "instructions", "escalate_after", "tool", "webhook", "webhook_secret"}
 
 
 def _options(ctx: Context) -> _Options:
     config = ctx.plugin_config(NAME)
-    unknown = sorted(set(config) - {"backend", "instructions", "escalate_after", "tool"})
+    unknown = sorted(set(config) - _KEYS)
     if unknown:
         raise ConfigError(f"unknown setting plugins.{NAME}.{unknown[0]}")
     backend = config.get("backend", DEFAULT_BACKEND)
@@ -87,7 +99,11 @@ def _options(ctx: Context) -> _Options:
         raise ConfigError(f"plugins.{NAME}.escalate_after must be a whole number")
     if not 0 <= escalate_after <= 100:
         raise ConfigError(f"plugins.{NAME}.escalate_after must be between 0 and 100")
-    return _Options(backend.strip(), instructions, escalate_after)
+    webhook, secret = config.get("webhook"), config.get("webhook_secret")
+    for key, value in (("webhook", webhook), ("webhook_secret", secret)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"plugins.{NAME}.{key} must be a non-empty string")
+    return _Options(backend.strip(), instructions, escalate_after, webhook, secret)
 
 
 def heads_dir(settings: Settings) -> Path:
@@ -165,6 +181,8 @@ class SentimentMiddleware(Middleware):
         if escalated:
             notes.append(Escalated(f"{in_a_row} negative messages in a row", in_a_row))
             await _audit_escalation(ctx, in_a_row)
+            if options.webhook is not None:
+                _send_later(_notify(ctx, options, in_a_row, result))
         ctx.state[NAME] = notes
         text = instruction_for(result, in_a_row, options.escalate_after)
         if not options.instructions or not text:
@@ -208,6 +226,67 @@ class SentimentMiddleware(Middleware):
                 break
             count += 1
         return count
+
+
+_sending: set[asyncio.Task[None]] = set()
+
+
+def _send_later(delivery: Coroutine[Any, Any, None]) -> None:
+    """Deliver in the background: a slow receiver never holds up the answer."""
+    task = asyncio.ensure_future(delivery)
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
+
+
+async def _notify(ctx: Context, options: _Options, in_a_row: int, result: Sentiment) -> None:
+    """POST the escalation to the webhook through the network guard; audit the outcome."""
+    assert options.webhook is not None
+    payload = {
+        "event": "escalation",
+        "assistant": ctx.assistant_name,
+        "conversation_id": ctx.conversation_id,
+        "turn_id": ctx.turn_id,
+        "user": ctx.principal.user_id,
+        "tenant": ctx.principal.tenant,
+        "negative_in_a_row": in_a_row,
+        "sentiment": {"label": result.label, "score": result.score, "emotion": result.emotion},
+    }
+    store = ctx.store
+    on_blocked = None
+    if store is not None:
+        on_blocked = audit_blocked(
+            store, actor=ctx.principal.user_id, tenant=ctx.principal.tenant, service=NAME
+        )
+    try:
+        delivered = await deliver(
+            options.webhook,
+            payload,
+            policy=ctx.settings.network.policy(),
+            secret=options.webhook_secret,
+            event="sentiment.escalation",
+            on_blocked=on_blocked,
+        )
+    except NetworkBlocked:
+        return  # recorded by on_blocked, and the log says why
+    except Exception:
+        log.exception("the escalation webhook of %s failed", ctx.assistant_name)
+        return
+    if store is not None:
+        event = audit.AuditEvent(
+            "webhook.deliver",
+            ctx.principal.user_id,
+            ctx.principal.tenant,
+            f"conversation:{ctx.conversation_id}",
+            "ok" if delivered.ok else "error",
+            {
+                "event": "sentiment.escalation",
+                "delivery_id": delivered.delivery_id,
+                "status": delivered.status,
+                "attempts": delivered.attempts,
+                "error": delivered.error,
+            },
+        )
+        await audit.record(store, event)
 
 
 async def _audit_escalation(ctx: Context, in_a_row: int) -> None:
