@@ -12,7 +12,7 @@ from graft.default_plugins.sentiment.base import Sentiment, SentimentBackend
 from graft.default_plugins.sentiment.e5 import DEFAULT_HEAD, E5Backend, embed
 from graft.default_plugins.sentiment.head import HeadSet
 
-# Written for these tests; in neither the training data nor bench/data/sentiment_eval.jsonl.
+# Written for these tests; neither training data nor in bench/data/sentiment_{dev,test}.jsonl.
 CLEAR = [
     ("The waiter was charming and the pasta was perfect.", "positive"),
     ("I really love the new camera, the photos look stunning.", "positive"),

