@@ -83,3 +83,26 @@ async def test_the_call_itself_is_checked_not_only_the_list(started) -> None:
     with pytest.raises(Exception, match="no tool named 'calculator'"):
         await box.call("calculator", '{"expression": "1+1"}', as_bob)  # ...not callable by bob
     assert json.loads(await box.call("calculator", '{"expression": "1+1"}', ctx))["result"] == 2
+
+
+@pytest.mark.parametrize(
+    ("tools", "name", "allowed"),
+    [
+        (None, "wiki_search", True),
+        (["wiki_search"], "wiki_search", True),
+        (["wiki_*"], "wiki_search", True),
+        (["wiki_*"], "wikipedia", False),
+        (["*"], "anything", True),
+        (["calculator"], "wiki_search", False),
+        ([], "calculator", False),
+    ],
+)
+def test_an_assistant_lists_tools_by_name_or_prefix(
+    settings_factory, tools: list[str] | None, name: str, allowed: bool
+) -> None:
+    from graft.context import Context
+    from graft.policy import tool_allowed
+
+    assistant = AssistantSettings(tools=tools)
+    ctx = Context(ANN, settings_factory(), "a", assistant)
+    assert tool_allowed(ctx, name) is allowed

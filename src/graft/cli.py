@@ -19,6 +19,7 @@ import click
 from graft.cli_audit import audit
 from graft.cli_common import async_command, settings_of
 from graft.cli_identity import keys, users
+from graft.cli_mcp import mcp
 from graft.cli_privacy import privacy
 from graft.cli_sentiment import finetune, sentiment
 from graft.context import Principal
@@ -358,6 +359,7 @@ cli.add_command(audit)
 cli.add_command(privacy)
 cli.add_command(sentiment)
 cli.add_command(finetune)
+cli.add_command(mcp)
 
 
 def main() -> None:

@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from graft.errors import ConfigError
+from graft.mcp_bridge.settings import MCPServerSettings
 from graft.netguard import NetworkSettings
 from graft.secrets import is_reference, register_secret, resolve_reference, resolve_references
 
@@ -312,6 +313,7 @@ class Settings(BaseSettings):
     assistants: dict[str, AssistantSettings] = Field(default_factory=dict)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    mcp_servers: dict[str, MCPServerSettings] = Field(default_factory=dict, repr=False)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     link_hosts: list[str] = Field(
@@ -488,6 +490,10 @@ def _resolve_references(
     if isinstance(plugins := data.get("plugins"), Mapping):
         resolved["plugins"] = resolve_references(
             plugins, setting="plugins", base_dir=base_dir, environ=environ
+        )
+    if isinstance(servers := data.get("mcp_servers"), Mapping):
+        resolved["mcp_servers"] = resolve_references(
+            servers, setting="mcp_servers", base_dir=base_dir, environ=environ
         )
     if isinstance(assistants := data.get("assistants"), Mapping):
         # An assistant's own plugin settings may hold secrets too (a webhook's key).

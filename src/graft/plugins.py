@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.api_key_auth",
     "graft.default_plugins.redact_pii",
     "graft.default_plugins.sentiment.plugin",
+    "graft.default_plugins.mcp_servers",
 )
 
 

@@ -61,10 +61,15 @@ def authorize(settings: Settings, principal: Principal, kind: Kind, name: str) -
         raise PermissionDenied(f"you may not use the {_NOUN[kind]} {name!r}")
 
 
+def _matches(entry: str, name: str) -> bool:
+    """An assistant's ``tools`` entry: a tool's name, or a prefix ending in ``*`` (``wiki_*``)."""
+    return entry == name or (entry.endswith("*") and name.startswith(entry[:-1]))
+
+
 def tool_allowed(ctx: Context, name: str) -> bool:
     """True when the context's assistant may call the tool ``name``, and its principal too."""
     allowed = ctx.assistant.tools
-    if allowed is not None and name not in allowed:
+    if allowed is not None and not any(_matches(entry, name) for entry in allowed):
         return False
     rule = ctx.settings.access.tools.get(name)
     return rule is None or allows(rule, ctx.principal)

@@ -76,6 +76,10 @@ class Graft:
     async def aclose(self) -> None:
         """Close model connections and the store, once the turns still being stored are."""
         await self.pending.wait()
+        for toolset in self.tools.toolsets:  # MCP sessions, service clients
+            close = getattr(toolset, "aclose", None)
+            if close is not None:
+                await close()
         for model_id, model in list(self._models.items()):
             close = getattr(model, "aclose", None)
             if close is not None and model_id not in self._preset_models:
