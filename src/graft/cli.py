@@ -22,6 +22,7 @@ from graft.cli_identity import keys, users
 from graft.cli_mcp import mcp
 from graft.cli_privacy import privacy
 from graft.cli_sentiment import finetune, sentiment
+from graft.cli_services import add_openapi
 from graft.context import Principal
 from graft.errors import ConfigError, GraftError
 from graft.events import (
@@ -318,11 +319,16 @@ async def tools_call(
     click.echo(result)
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool) -> None:
-    """List loaded plugins, the package each comes from and the hooks it implements."""
+    """List loaded plugins, the package each comes from and the hooks it implements.
+
+    ``graft plugins add-openapi SPEC`` registers an HTTP API as a service.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     try:
         graft = Graft(settings_of(ctx))
     except GraftError as exc:
@@ -360,6 +366,7 @@ cli.add_command(privacy)
 cli.add_command(sentiment)
 cli.add_command(finetune)
 cli.add_command(mcp)
+plugins.add_command(add_openapi)
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ from graft.errors import ConfigError
 from graft.mcp_bridge.settings import MCPServerSettings
 from graft.netguard import NetworkSettings
 from graft.secrets import is_reference, register_secret, resolve_reference, resolve_references
+from graft.services.manifest import ServiceSettings
 
 __all__ = [
     "DEFAULT_ASSISTANT",
@@ -321,6 +322,10 @@ class Settings(BaseSettings):
         description="Hosts (and their subdomains) that answers may link to or load images "
         "from; links and images to any other host are neutralised.",
     )
+    services: dict[str, ServiceSettings] = Field(
+        default_factory=dict,
+        description="OpenAPI services whose operations become tools (`graft.services`).",
+    )
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         repr=False,  # may hold resolved secrets, which stay plain strings
@@ -490,6 +495,10 @@ def _resolve_references(
     if isinstance(plugins := data.get("plugins"), Mapping):
         resolved["plugins"] = resolve_references(
             plugins, setting="plugins", base_dir=base_dir, environ=environ
+        )
+    if isinstance(services := data.get("services"), Mapping):
+        resolved["services"] = resolve_references(
+            services, setting="services", base_dir=base_dir, environ=environ
         )
     if isinstance(servers := data.get("mcp_servers"), Mapping):
         resolved["mcp_servers"] = resolve_references(

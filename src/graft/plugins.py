@@ -34,6 +34,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.redact_pii",
     "graft.default_plugins.sentiment.plugin",
     "graft.default_plugins.mcp_servers",
+    "graft.default_plugins.openapi_services",
 )
 
 
