@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 from graft.config import AssistantSettings, Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from graft.models.base import Model
     from graft.store.base import Store
 
 __all__ = ["Context", "Principal"]
@@ -49,6 +52,8 @@ class Context:
     """Scratch space that middleware and tools of one turn may share."""
     store: Store | None = None
     """Where the turn is stored, for plugins that keep what they learn with it."""
+    get_model: Callable[[str], Model] | None = field(default=None, repr=False, compare=False)
+    """The process's models by id (``openai:gpt-4o-mini``), for plugins that call one."""
 
     def plugin_config(self, plugin: str) -> dict[str, Any]:
         """Settings of one plugin: ``[plugins.NAME]``, then the assistant's own on top.

@@ -35,6 +35,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.sentiment.plugin",
     "graft.default_plugins.mcp_servers",
     "graft.default_plugins.openapi_services",
+    "graft.default_plugins.translate",
 )
 
 

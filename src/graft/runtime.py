@@ -205,7 +205,14 @@ class Graft:
 
     def context(self, principal: Principal, assistant: str) -> Context:
         """A context outside a turn (``graft tools call``)."""
-        return Context(principal, self.settings, assistant, self.assistant(assistant))
+        return Context(
+            principal,
+            self.settings,
+            assistant,
+            self.assistant(assistant),
+            store=self.store,
+            get_model=self.get_model,
+        )
 
     async def toolbox(self, ctx: Context) -> ToolBox:
         """The tools a context may call."""

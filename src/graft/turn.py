@@ -82,6 +82,7 @@ async def run_turn(
         assistant,
         request.conversation_id,
         store=store,
+        get_model=graft.get_model,
     )
     toolbox = await graft.tools.resolve(ctx)
     clashes = sorted({t.name for t in request.client_tools}.intersection(toolbox.owners))
