@@ -138,6 +138,15 @@ class AssistantSettings(_Strict):
         default_factory=dict,
         description="Plugin settings for this assistant only, over the global `[plugins.NAME]`.",
     )
+    tools_shown: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tools the model sees per turn, chosen by retrieval over their "
+        "descriptions (graft.tools.select); None: all up to 20, the 10 best above.",
+    )
+    pinned_tools: list[str] = Field(
+        default_factory=list, description="Tools always shown, whatever the retrieval says."
+    )
 
 
 class AccessRule(_Strict):

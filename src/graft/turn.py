@@ -35,6 +35,7 @@ from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output, apply_store
 from graft.policy import authorize_assistant
 from graft.tools.base import ToolDef
+from graft.tools.select import narrow_toolbox
 
 if TYPE_CHECKING:
     from graft.runtime import Graft
@@ -113,10 +114,17 @@ async def run_turn(
     try:
         system = Message("system", f"{assistant.system_prompt}\n\n{UNTRUSTED_NOTICE}")
         messages = await apply_input(middleware, [system, *history, *request.messages], ctx)
+        # Many tools: the model sees those that fit this turn best (graft.tools.select).
+        offered = await narrow_toolbox(
+            toolbox,
+            messages,
+            shown=assistant.tools_shown,
+            pinned=[*assistant.pinned_tools, request.params.tool_choice],
+        )
         run = AgentRun(
             model,
             messages,
-            toolbox,
+            offered,
             ctx,
             graft.settings.limits,
             client_tools=request.client_tools,
