@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import anyio
 import httpcore
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from graft.audit import AuditEvent, record
 from graft.errors import ConfigError, NetworkBlocked
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from graft.store.base import Store
 
 __all__ = [
+    "AllowHosts",
     "GuardedBackend",
     "GuardedTransport",
     "NetworkPolicy",
@@ -199,12 +200,26 @@ class NetworkPolicy:
         return any(address.version == n.version and address in n for n in self._networks)
 
 
+def _checked_allow_hosts(value: list[str]) -> list[str]:
+    """Refuse (as a settings error) an entry that is neither a host name nor a CIDR."""
+    for entry in value:
+        try:
+            _allow_entry(entry)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
+AllowHosts = Annotated[list[str], AfterValidator(_checked_allow_hosts)]
+"""An ``allow_hosts`` setting: host names (``*.corp``) or CIDRs, checked as the settings load."""
+
+
 class NetworkSettings(BaseModel):
     """``[network]`` in the settings: the policy of every outbound call."""
 
     model_config = ConfigDict(extra="forbid")
 
-    allow_hosts: list[str] = Field(
+    allow_hosts: AllowHosts = Field(
         default_factory=list,
         description="Host names (`*.corp` for subdomains) or CIDRs that outbound calls may "
         "reach although they are private, loopback or link-local: intranet services.",
@@ -213,16 +228,6 @@ class NetworkSettings(BaseModel):
         default_factory=list, description="Ports allowed besides 80 and 443."
     )
     allow_http: bool = Field(default=True, description="Allow plain `http://` besides https.")
-
-    @field_validator("allow_hosts")
-    @classmethod
-    def _valid_entries(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            try:
-                _allow_entry(entry)
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
 
     def policy(self) -> NetworkPolicy:
         """The policy these settings describe."""

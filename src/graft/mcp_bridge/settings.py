@@ -32,7 +32,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from graft.errors import ConfigError
-from graft.netguard import NetworkPolicy
+from graft.netguard import AllowHosts
 from graft.secrets import is_reference
 
 __all__ = ["PREFIX_PATTERN", "MCPServerSettings"]
@@ -66,7 +66,7 @@ class MCPServerSettings(BaseModel):
         description="HTTP headers sent with every request (`Authorization`); values may be "
         "secret references, and credentials should be.",
     )
-    allow_hosts: list[str] = Field(
+    allow_hosts: AllowHosts = Field(
         default_factory=list,
         description="Private hosts or CIDRs this server may be reached at, on top of "
         "`network.allow_hosts` (the URL's own port is always allowed).",
@@ -135,15 +135,6 @@ class MCPServerSettings(BaseModel):
             raise ValueError(f"{value!r} is not a URL: {exc}") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise ValueError(f"{value!r} is not an http(s) URL such as https://host/mcp")
-        return value
-
-    @field_validator("allow_hosts")
-    @classmethod
-    def _valid_hosts(cls, value: list[str]) -> list[str]:
-        try:
-            NetworkPolicy(allow_hosts=value)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
         return value
 
     @model_validator(mode="after")

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from graft.errors import ConfigError
-from graft.netguard import NetworkPolicy
+from graft.netguard import AllowHosts
 from graft.secrets import is_reference, register_secret, resolve_references
 
 __all__ = [
@@ -152,7 +152,7 @@ class ServiceOptions(_Strict):
     base_url: str | None = Field(
         default=None, description="Server URL; overrides the document's `servers`."
     )
-    allow_hosts: list[str] = Field(
+    allow_hosts: AllowHosts = Field(
         default_factory=list,
         description="Private hosts or CIDRs this service may reach (the network guard's "
         "`allow_hosts`, for this service only).",
@@ -187,15 +187,6 @@ class ServiceOptions(_Strict):
     @classmethod
     def _base_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_http_url(value, "base_url").rstrip("/")
-
-    @field_validator("allow_hosts")
-    @classmethod
-    def _hosts(cls, value: list[str]) -> list[str]:
-        try:
-            NetworkPolicy(allow_hosts=value)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-        return value
 
 
 class Manifest(ServiceOptions):
