@@ -20,11 +20,12 @@ meanwhile (a title set by a turn) is left to that turn's own write.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Table, bindparam, func, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from graft.crypto import DataKeys, is_sealed, key_id_of, looks_damaged
 from graft.errors import DataIntegrityError
@@ -39,6 +40,7 @@ __all__ = [
     "ColumnCounts",
     "EncryptedTable",
     "Reencrypted",
+    "compact_sqlite",
     "count_values",
     "reencrypt_batch",
     "reveal",
@@ -150,15 +152,25 @@ def count_values(conn: Connection, spec: EncryptedTable) -> int:
 
 
 def reencrypt_batch(
-    conn: Connection, spec: EncryptedTable, keys: DataKeys, after: Any, limit: int
+    conn: Connection,
+    spec: EncryptedTable,
+    keys: DataKeys,
+    after: Any,
+    limit: int,
+    *,
+    secure_delete: bool = False,
 ) -> Batch:
     """Seal again, with the newest key, the values of up to ``limit`` rows after ``after``.
 
-    Runs in the caller's write transaction. ``after`` is ``None`` for the first batch.
+    Runs in the caller's write transaction. ``after`` is ``None`` for the first batch. With
+    ``secure_delete`` (SQLite) the pages the updates free are overwritten, so the old values
+    leave the file.
 
     Raises:
         DataIntegrityError: A value fails its integrity check; nothing of the batch is kept.
     """
+    if secure_delete:
+        conn.exec_driver_sql("PRAGMA secure_delete=ON")
     key = spec.key
     owner = spec.table.c[spec.owner]
     query = select(key, owner, *(spec.table.c[c] for c in spec.columns)).order_by(key)
@@ -198,3 +210,16 @@ def _update(spec: EncryptedTable, column: str) -> Any:
         .where((spec.key == bindparam("b_key")) & (target == bindparam("b_old")))
         .values({column: bindparam("b_new")})
     )
+
+
+def compact_sqlite(engine: Engine) -> bool:
+    """VACUUM the SQLite file and empty its WAL; ``False`` if another connection kept it."""
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        try:
+            driver.execute("VACUUM")
+            busy, _, _ = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:
+            return False
+        return not busy

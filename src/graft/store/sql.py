@@ -48,7 +48,6 @@ compares the two).
 from __future__ import annotations
 
 import importlib
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
@@ -121,10 +120,9 @@ from graft.store.conversations import (
 from graft.store.encrypted import (
     CONVERSATIONS,
     ENCRYPTED_TABLES,
-    Batch,
     ColumnCounts,
-    EncryptedTable,
     Reencrypted,
+    compact_sqlite,
     count_values,
     reencrypt_batch,
     seal,
@@ -704,7 +702,12 @@ class SQLStore:
             while True:
                 batch = await self._write(
                     partial(
-                        self._reencrypt_batch, spec=spec, keys=keys, after=after, limit=batch_size
+                        reencrypt_batch,
+                        spec=spec,
+                        keys=keys,
+                        after=after,
+                        limit=batch_size,
+                        secure_delete=self._sqlite,  # old values leave the file's pages
                     ),
                     size=INLINE_MAX_BYTES + 1,  # in the writer's thread, off the event loop
                 )
@@ -717,28 +720,8 @@ class SQLStore:
                 after = batch.last
         scrubbed = None
         if self._sqlite and not self._memory:
-            scrubbed = await anyio.to_thread.run_sync(self._compact)
+            scrubbed = await anyio.to_thread.run_sync(compact_sqlite, self._engine)
         return Reencrypted(found, scrubbed)
-
-    def _reencrypt_batch(
-        self, conn: Connection, *, spec: EncryptedTable, keys: DataKeys, after: Any, limit: int
-    ) -> Batch:
-        if self._sqlite:
-            # Overwrite what the updates free, so the old values leave the file's pages.
-            conn.exec_driver_sql("PRAGMA secure_delete=ON")
-        return reencrypt_batch(conn, spec, keys, after, limit)
-
-    def _compact(self) -> bool:
-        """VACUUM the SQLite file and empty its WAL; ``False`` if another connection kept it."""
-        with self._engine.connect() as conn:
-            driver = conn.connection.driver_connection
-            assert driver is not None
-            try:
-                driver.execute("VACUUM")
-                busy, _, _ = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.OperationalError:
-                return False
-            return not busy
 
     async def _write(
         self, fn: Callable[[Connection], T], *, alone: bool = False, size: int = 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -91,8 +92,8 @@ class Backend(Protocol):
         ...
 
 
-class _HTTPBackend:
-    """A JSON-over-HTTP backend behind the network guard."""
+class _HTTPBackend(ABC):
+    """A JSON-over-HTTP backend behind the network guard; subclasses say how one batch goes."""
 
     path = "/"
     label = "the translation service"
@@ -160,8 +161,9 @@ class _HTTPBackend:
             out += await self._batch(list(texts[start : start + BATCH]), target, source)
         return out
 
+    @abstractmethod
     async def _batch(self, texts: list[str], target: str, source: str | None) -> list[Translation]:
-        raise NotImplementedError
+        """Translate one batch in one request."""
 
     async def aclose(self) -> None:
         """Close the connection pool."""
