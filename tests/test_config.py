@@ -186,3 +186,21 @@ def test_references_from_graft_variables_and_overrides_start_from_home(
 def test_a_missing_reference_in_an_override_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"plugins\.x\.hooks\[1\]: .*variable NOPE is not set"):
         load_settings(plugins={"x": {"hooks": ["a", {"$env": "NOPE"}]}})
+
+
+def test_plugin_settings_from_the_environment_and_unknown_keys(settings_factory) -> None:
+    from graft.config import AssistantSettings, setting_value
+    from graft.context import Context, Principal
+
+    assert [setting_value(v) for v in ("5", "true", '["a"]', "https://x", 3)] == [
+        5,
+        True,
+        ["a"],
+        "https://x",
+        3,
+    ]
+    assistant = AssistantSettings(plugins={"sentiment": {"escalate_after": "2", "colour": 1}})
+    ctx = Context(Principal("ann"), settings_factory(), "a", assistant)
+    assert ctx.plugin_config("sentiment")["escalate_after"] == "2"
+    with pytest.raises(ConfigError, match=r"unknown setting plugins.sentiment.colour \(known: "):
+        ctx.plugin_config("sentiment", known={"escalate_after"})

@@ -21,6 +21,7 @@ setting (``GRAFT_MODEL``) enough to switch to a hosted or self-hosted model.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -57,6 +58,7 @@ __all__ = [
     "ProviderSettings",
     "Settings",
     "load_settings",
+    "setting_value",
     "split_model_id",
 ]
 
@@ -459,6 +461,20 @@ class Settings(BaseSettings):
     def plugin_config(self, plugin: str) -> dict[str, Any]:
         """Settings of one plugin (``[plugins.NAME]`` in the TOML file)."""
         return dict(self.plugins.get(plugin, {}))
+
+
+def setting_value(value: Any) -> Any:
+    """A free-form plugin setting as its type: environment variables arrive as text.
+
+    ``GRAFT_PLUGINS__X__TIMEOUT=5`` gives ``"5"``; text that is JSON (numbers, booleans,
+    lists) is read as JSON, anything else stays the text it is.
+    """
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def split_model_id(model_id: str) -> tuple[str, str]:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from graft.config import AssistantSettings, Settings
+from graft.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from graft.models.base import Model
     from graft.store.base import Store
@@ -55,12 +56,17 @@ class Context:
     get_model: Callable[[str], Model] | None = field(default=None, repr=False, compare=False)
     """The process's models by id (``openai:gpt-4o-mini``), for plugins that call one."""
 
-    def plugin_config(self, plugin: str) -> dict[str, Any]:
+    def plugin_config(self, plugin: str, *, known: Collection[str] | None = None) -> dict[str, Any]:
         """Settings of one plugin: ``[plugins.NAME]``, then the assistant's own on top.
 
         An assistant's ``[assistants.NAME.plugins.PLUGIN]`` table overrides the global
-        values key by key.
+        values key by key. With ``known``, a key outside it raises ``ConfigError`` (a typo
+        must not silently turn a feature off).
         """
         config = self.settings.plugin_config(plugin)
         config.update(self.assistant.plugins.get(plugin, {}))
+        unknown = sorted(set(config) - set(known)) if known is not None else []
+        if unknown:
+            names = ", ".join(sorted(known or ()))
+            raise ConfigError(f"unknown setting plugins.{plugin}.{unknown[0]} (known: {names})")
         return config

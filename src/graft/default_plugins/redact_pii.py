@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from graft.config import setting_value
 from graft.context import Context
 from graft.errors import ConfigError
 from graft.events import Event, TextDelta
@@ -55,32 +56,17 @@ class _Options:
 
 
 def _options(ctx: Context) -> _Options:
-    config = ctx.plugin_config(NAME)
-    unknown = sorted(set(config) - {"kinds", "output", "store"})
-    if unknown:
-        raise ConfigError(
-            f"plugins.{NAME}: unknown settings {unknown}; known: kinds, output, store"
-        )
-    kinds = _parsed(config.get("kinds", sorted(KINDS)))
+    config = ctx.plugin_config(NAME, known=("kinds", "output", "store"))
+    kinds = setting_value(config.get("kinds", sorted(KINDS)))
     if not isinstance(kinds, list) or not set(kinds) <= KINDS:
         raise ConfigError(f"plugins.{NAME}.kinds must be a list of {sorted(KINDS)}, not {kinds!r}")
     switches = []
     for switch in ("output", "store"):
-        value = _parsed(config.get(switch, False))
+        value = setting_value(config.get(switch, False))
         if not isinstance(value, bool):
             raise ConfigError(f"plugins.{NAME}.{switch} must be true or false, not {value!r}")
         switches.append(value)
     return _Options(frozenset(kinds), *switches)
-
-
-def _parsed(value: Any) -> Any:
-    # GRAFT_PLUGINS__REDACT_PII__OUTPUT=true arrives as the text "true": read it as JSON.
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 class RedactPII(Middleware):

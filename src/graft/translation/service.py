@@ -20,7 +20,6 @@ else the assistant's own model.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import Any, Final, Literal, get_args
 
 import httpx
 
+from graft.config import setting_value
 from graft.context import Context
 from graft.errors import ConfigError
 from graft.netguard import DEFAULT_PORTS, NetworkPolicy, audit_blocked
@@ -63,22 +63,9 @@ class TranslateOptions:
     model: str | None = None
 
 
-def _parsed(value: Any) -> Any:
-    # GRAFT_PLUGINS__TRANSLATE__TIMEOUT=5 arrives as the text "5": read such values as JSON.
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def options(ctx: Context) -> TranslateOptions:
     """The turn's translation settings; ``ConfigError`` names the first bad one."""
-    config = ctx.plugin_config(NAME)
-    unknown = sorted(set(config) - _KEYS)
-    if unknown:
-        raise ConfigError(f"unknown setting plugins.{NAME}.{unknown[0]}")
+    config = ctx.plugin_config(NAME, known=_KEYS)
     backend = config.get("backend", "model")
     if backend not in get_args(BackendName):
         raise ConfigError(f"plugins.{NAME}.backend must be one of {list(get_args(BackendName))}")
@@ -96,10 +83,10 @@ def options(ctx: Context) -> TranslateOptions:
         working = normalize(str(config.get("working_language", "en")))
     except ValueError as exc:
         raise ConfigError(f"plugins.{NAME}.working_language: {exc}") from None
-    timeout = _parsed(config.get("timeout", 10.0))
+    timeout = setting_value(config.get("timeout", 10.0))
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 120:
         raise ConfigError(f"plugins.{NAME}.timeout must be a number of seconds, up to 120")
-    hosts = _parsed(config.get("allow_hosts", []))
+    hosts = setting_value(config.get("allow_hosts", []))
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise ConfigError(f"plugins.{NAME}.allow_hosts must be a list of host names or CIDRs")
     NetworkPolicy(allow_hosts=hosts)  # ConfigError for a bad entry

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from graft import audit
-from graft.config import Settings
+from graft.config import Settings, setting_value
 from graft.context import Context
 from graft.errors import ConfigError, NetworkBlocked
 from graft.events import Escalated, Event, SentimentTagged
@@ -84,13 +84,10 @@ _KEYS = {"backend", "instructions", "escalate_after", "tool", "webhook", "webhoo
 
 
 def _options(ctx: Context) -> _Options:
-    config = ctx.plugin_config(NAME)
-    unknown = sorted(set(config) - _KEYS)
-    if unknown:
-        raise ConfigError(f"unknown setting plugins.{NAME}.{unknown[0]}")
+    config = ctx.plugin_config(NAME, known=_KEYS)
     backend = config.get("backend", DEFAULT_BACKEND)
-    instructions = config.get("instructions", True)
-    escalate_after = config.get("escalate_after", 0)
+    instructions = setting_value(config.get("instructions", True))
+    escalate_after = setting_value(config.get("escalate_after", 0))
     if not isinstance(backend, str) or not backend.strip():
         raise ConfigError(f"plugins.{NAME}.backend must be a backend spec such as 'e5'")
     if not isinstance(instructions, bool):
