@@ -29,9 +29,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from graft.approvals import Approvals
+from graft.audit import record
 from graft.config import LimitsSettings
 from graft.context import Context
-from graft.errors import GraftError
+from graft.errors import GraftError, NetworkBlocked
 from graft.events import (
     ApprovalRequired,
     ClientToolCalls,
@@ -52,6 +53,7 @@ from graft.models.base import (
     ToolCallChunk,
     UsageChunk,
 )
+from graft.netguard import blocked_event
 from graft.store.base import ToolRun
 from graft.tools.base import ToolDef
 from graft.tools.router import ToolBox
@@ -130,6 +132,8 @@ class AgentRun:
                     elif isinstance(chunk, FinishChunk):
                         finish = chunk.reason
             except GraftError as exc:
+                if isinstance(exc, NetworkBlocked):
+                    await self._audit_blocked(exc)
                 self.error = ErrorEvent(exc.message, exc.type, exc.code, exc.status)
                 if text:
                     self.new_messages.append(Message("assistant", "".join(text)))
@@ -151,6 +155,16 @@ class AgentRun:
                 yield TurnDone("tool_calls", self.usage)
                 return
         raise AssertionError("unreachable: the last step offers no tools")  # pragma: no cover
+
+    async def _audit_blocked(self, exc: NetworkBlocked) -> None:
+        """Record the model call the network policy refused, for the turn's user."""
+        if self.ctx.store is None:
+            return
+        principal = self.ctx.principal
+        event = blocked_event(
+            exc, actor=principal.user_id, tenant=principal.tenant, service=f"model {self.model.id}"
+        )
+        await record(self.ctx.store, event)
 
     def _request(self, *, offer_tools: bool) -> ModelRequest:
         tools = [*self.toolbox.definitions, *self.client_tools] if offer_tools else []

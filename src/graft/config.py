@@ -42,7 +42,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from graft.errors import ConfigError
 from graft.mcp_bridge.settings import MCPServerSettings
-from graft.netguard import NetworkSettings
+from graft.netguard import AllowHosts, NetworkSettings
 from graft.secrets import is_reference, register_secret, resolve_reference, resolve_references
 from graft.services.manifest import ServiceSettings
 
@@ -90,6 +90,12 @@ class ProviderSettings(_Strict):
     timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for any byte.")
     connect_timeout: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries before the first byte.")
+    allow_hosts: AllowHosts = Field(
+        default_factory=list,
+        description="Intranet host names (`*.corp`) or CIDRs this provider's `base_url` may "
+        "resolve to (graft.models.guard); a `base_url` written as an IP address or "
+        "`localhost` needs none.",
+    )
 
 
 PROVIDER_PRESETS: dict[str, ProviderSettings] = {

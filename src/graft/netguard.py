@@ -290,8 +290,17 @@ def _check_port(host: str, port: int | None, policy: NetworkPolicy) -> None:
         raise _blocked(why, "port", host, port=port)
 
 
-def check_address(address: str | IPAddress, policy: NetworkPolicy, *, host: str = "") -> IPAddress:
-    """Refuse ``address`` (which ``host`` resolved to) unless it is public or allowed."""
+def check_address(
+    address: str | IPAddress,
+    policy: NetworkPolicy,
+    *,
+    host: str = "",
+    setting: str = "network.allow_hosts",
+) -> IPAddress:
+    """Refuse ``address`` (which ``host`` resolved to) unless it is public or allowed.
+
+    ``setting`` is where the refusal tells the admin to allow an intranet host.
+    """
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     reason = _refusal(ip)
     if reason is None:
@@ -300,7 +309,7 @@ def check_address(address: str | IPAddress, policy: NetworkPolicy, *, host: str 
     if allowed and not _names_no_host(ip):
         return ip
     name = f"{host!r} resolves to {ip}, which" if host and host != str(ip) else str(ip)
-    hint = "" if allowed else "; an admin can allow an intranet host in network.allow_hosts"
+    hint = "" if allowed else f"; an admin can allow an intranet host in {setting}"
     raise _blocked(f"{name} is {reason}{hint}", "address", host or str(ip), address=str(ip))
 
 

@@ -31,7 +31,7 @@ def openai_compatible_factory(model_id: str, settings: Settings) -> OpenAIModel:
             f"no provider {prefix!r} is configured for model {model_id!r}; "
             f"add [providers.{prefix}] with a base_url to the settings"
         )
-    return OpenAIModel(model_id, provider)
+    return OpenAIModel(model_id, provider, network=settings.network.policy())
 
 
 @hookimpl

@@ -48,7 +48,7 @@ import httpx
 from yarl import URL
 
 from graft.config import ProviderSettings, split_model_id
-from graft.errors import ModelError, ModelTimeout, ModelUnavailable
+from graft.errors import ModelError, ModelTimeout, ModelUnavailable, NetworkBlocked
 from graft.messages import ToolCall, Usage, new_id
 from graft.models.base import (
     FinishChunk,
@@ -58,6 +58,8 @@ from graft.models.base import (
     ToolCallChunk,
     UsageChunk,
 )
+from graft.models.guard import GuardedResolver, provider_policy
+from graft.netguard import NetworkPolicy, Resolver
 from graft.secrets import mask, mask_secrets, register_secret
 
 __all__ = ["OpenAIModel"]
@@ -91,7 +93,9 @@ class OpenAIModel:
     for. The HTTP client is created on first use and closed by ``aclose()``; an instance
     belongs to the event loop that first used it. ``retry_base_delay`` is the first backoff
     (doubled per retry, with jitter); ``retry_max_delay`` caps both the backoff and the
-    upstream's ``Retry-After``.
+    upstream's ``Retry-After``. ``network`` is the installation's policy for outbound calls
+    (``[network]``), which every connection obeys (``graft.models.guard``); ``resolver``
+    replaces the system's DNS lookup (tests).
     """
 
     def __init__(
@@ -99,6 +103,8 @@ class OpenAIModel:
         model_id: str,
         provider: ProviderSettings,
         *,
+        network: NetworkPolicy | None = None,
+        resolver: Resolver | None = None,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 20.0,
     ) -> None:
@@ -118,11 +124,29 @@ class OpenAIModel:
         except ValueError:
             self._url = URL()
         self._unavailable = _config_problem(self.upstream, provider, base_url, self._url, self._key)
+        self._network = network if network is not None else NetworkPolicy()
+        self._resolver = resolver
+        self._blocked: str | None = None
+        if self._unavailable is None:
+            try:
+                self._policy(proxy=None)
+            except NetworkBlocked as exc:
+                self._blocked = exc.message
 
     @property
     def unavailable(self) -> str | None:
-        """Why this model cannot be called (no base URL, no key), or None if it can."""
-        return self._unavailable
+        """Why this model cannot be called (no base URL, no key, a refused address), or None."""
+        return self._unavailable or self._blocked
+
+    def _policy(self, proxy: str | None) -> NetworkPolicy:
+        """The network policy of this provider's calls; ``NetworkBlocked`` if its URL is refused."""
+        return provider_policy(
+            self._network,
+            str(self._url),
+            allow_hosts=self.provider.allow_hosts,
+            setting=f"providers.{self.upstream}.allow_hosts",
+            proxy=proxy,
+        )
 
     def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """Run one call, yielding chunks as they arrive (see the module docstring)."""
@@ -259,7 +283,13 @@ class OpenAIModel:
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         self._proxy = _env_proxy(self.upstream, self._url)
+        resolver = GuardedResolver(
+            self._policy(self._proxy),
+            resolver=self._resolver,
+            setting=f"providers.{self.upstream}.allow_hosts",
+        )
         connector = aiohttp.TCPConnector(
+            resolver=resolver,
             limit=_CONNECTIONS,
             keepalive_timeout=_KEEPALIVE_SECONDS,
             ssl=_tls_context() if self._url.scheme == "https" else True,

@@ -271,8 +271,11 @@ _PROMPT = (
 class ModelBackend:
     """The chat model as a translator: one call per text, the text wrapped as data."""
 
-    def __init__(self, model: Model, *, concurrency: int = 4) -> None:
+    def __init__(
+        self, model: Model, *, concurrency: int = 4, on_blocked: OnBlocked | None = None
+    ) -> None:
         self.model = model
+        self._on_blocked = on_blocked
         self.name = f"the model {model.id}"
         self._slots = asyncio.Semaphore(concurrency)
 
@@ -302,6 +305,10 @@ class ModelBackend:
             async for chunk in self.model.stream(request):
                 if isinstance(chunk, TextChunk):
                     pieces.append(chunk.text)
+        except NetworkBlocked as exc:  # the model's address, refused by the network policy
+            if self._on_blocked is not None:
+                await self._on_blocked(exc)
+            raise TranslationError(f"{self.name} failed: {exc.message}") from exc
         except ModelError as exc:
             raise TranslationError(f"{self.name} failed: {exc.message}") from exc
         answer = "".join(pieces)

@@ -188,17 +188,18 @@ def translator_for(ctx: Context, settings: TranslateOptions | None = None) -> Tr
     cannot reach a model.
     """
     opts = settings or options(ctx)
-    if opts.backend == "model":
-        model_id = opts.model or ctx.assistant.model or ctx.settings.model
-        get_model = getattr(ctx, "get_model", None)
-        if get_model is None:
-            raise TranslationError("the model backend needs Context.get_model, which is unset")
-        return Translator(ModelBackend(get_model(model_id)), timeout=opts.timeout)
     on_blocked = None
     if ctx.store is not None:
         on_blocked = audit_blocked(
             ctx.store, actor=ctx.principal.user_id, tenant=ctx.principal.tenant, service=NAME
         )
+    if opts.backend == "model":
+        model_id = opts.model or ctx.assistant.model or ctx.settings.model
+        get_model = getattr(ctx, "get_model", None)
+        if get_model is None:
+            raise TranslationError("the model backend needs Context.get_model, which is unset")
+        model = ModelBackend(get_model(model_id), on_blocked=on_blocked)
+        return Translator(model, timeout=opts.timeout)
     url = opts.url
     policy = ctx.settings.network.policy()
     if url is not None:
