@@ -55,7 +55,7 @@ from graft.models.base import (
 )
 from graft.netguard import blocked_event
 from graft.store.base import ToolRun
-from graft.tools.base import ToolDef
+from graft.tools.base import ToolDef, ToolOutput
 from graft.tools.router import ToolBox
 
 __all__ = ["UNTRUSTED_NOTICE", "AgentRun", "ModelParams", "wrap_untrusted"]
@@ -251,37 +251,40 @@ class AgentRun:
     ) -> tuple[int, ToolResult]:
         started = time.perf_counter()
         async with limit:
-            content, is_error = await self._call(call)
+            output, is_error = await self._call(call)
+        content = output.text
         max_chars = self.limits.max_tool_output_chars
         if len(content) > max_chars:
             content = (
                 f"{content[:max_chars]}\n[truncated: {len(content) - max_chars} more characters]"
             )
         elapsed = (time.perf_counter() - started) * 1000
-        return index, ToolResult(call.id, call.name, content, is_error, elapsed)
+        return index, ToolResult(call.id, call.name, content, is_error, elapsed, output.data)
 
-    async def _call(self, call: ToolCall) -> tuple[str, bool]:
+    async def _call(self, call: ToolCall) -> tuple[ToolOutput, bool]:
         if call.id in self._denied:
-            return (
-                f"error: the user did not approve this call ({self._denied[call.id]}); it did "
-                "not run. Tell the user what you wanted to do instead of retrying.",
-                True,
+            return _error(
+                f"the user did not approve this call ({self._denied[call.id]}); it did "
+                "not run. Tell the user what you wanted to do instead of retrying."
             )
         key = f"{call.name}\x00{_canonical(call.arguments)}"
         self._seen_calls[key] = self._seen_calls.get(key, 0) + 1
         if self._seen_calls[key] > self.limits.max_repeated_calls:
-            return (
-                f"error: {call.name!r} was already called with these arguments; "
-                "use the earlier result instead of calling it again",
-                True,
+            return _error(
+                f"{call.name!r} was already called with these arguments; "
+                "use the earlier result instead of calling it again"
             )
         try:
-            return await self.toolbox.call(call.name, call.arguments, self.ctx), False
+            return await self.toolbox.call_output(call.name, call.arguments, self.ctx), False
         except GraftError as exc:  # ToolError, and e.g. a PermissionDenied the tool raised
-            return f"error: {exc.message}", True
+            return _error(exc.message)
         except Exception:
             log.exception("tool %r failed", call.name)
-            return f"error: tool {call.name!r} failed with an internal error", True
+            return _error(f"tool {call.name!r} failed with an internal error")
+
+
+def _error(message: str) -> tuple[ToolOutput, bool]:
+    return ToolOutput(f"error: {message}"), True
 
 
 def _canonical(arguments: str) -> str:

@@ -53,7 +53,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from graft.errors import GraftError, PermissionDenied
 from graft.secrets import mask_secrets
@@ -81,6 +81,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 Outcome = Literal["ok", "denied", "error"]
 Problem = Literal["edited", "missing", "broken_link", "anchor_not_found", "unreadable"]
@@ -308,12 +309,12 @@ def arguments_digest(arguments: str | Mapping[str, Any]) -> str:
 
 async def audited_tool_call(
     store: Store,
-    run: Callable[[], Awaitable[str]],
+    run: Callable[[], Awaitable[_T]],
     *,
     name: str,
     arguments: str | Mapping[str, Any],
     ctx: Context,
-) -> str:
+) -> _T:
     """Run a tool call (``run``) and record it as ``tool.call``, whatever its outcome."""
     started = time.perf_counter()
     outcome: Outcome = "error"

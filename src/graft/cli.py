@@ -23,6 +23,7 @@ from graft.cli_mcp import mcp
 from graft.cli_privacy import privacy
 from graft.cli_sentiment import finetune, sentiment
 from graft.cli_services import add_openapi
+from graft.cli_sources import demo_data, sources
 from graft.context import Principal
 from graft.errors import ConfigError, GraftError
 from graft.events import (
@@ -366,6 +367,8 @@ cli.add_command(privacy)
 cli.add_command(sentiment)
 cli.add_command(finetune)
 cli.add_command(mcp)
+cli.add_command(sources)
+cli.add_command(demo_data)
 plugins.add_command(add_openapi)
 
 

@@ -10,11 +10,7 @@ table is printed for the user to add.
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import re
-import tempfile
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,9 +23,10 @@ from graft.netguard import check_url
 from graft.services.manifest import NAME_PATTERN, Manifest, ServiceSettings, load_manifest
 from graft.services.openapi import OpenAPIDocument, fetch_document, read_document
 from graft.services.toolset import OpenAPIToolset
+from graft.settings_file import add_table, table_text
 
 if TYPE_CHECKING:
-    from tomlkit.items import Table
+    pass
 
 __all__ = ["add_openapi"]
 
@@ -47,63 +44,11 @@ def _default_name(document: OpenAPIDocument) -> str:
     return name
 
 
-def _need_tomlkit() -> None:
-    if importlib.util.find_spec("tomlkit") is None:
-        raise ConfigError("writing TOML needs tomlkit: pip install 'graft[services]'")
-
-
-def _table_text(name: str, spec: str, manifest: Path | None) -> str:
-    import tomlkit
-
-    document = tomlkit.document()
-    services = tomlkit.table(is_super_table=True)
-    services[name] = _table(spec, manifest)
-    document["services"] = services
-    return tomlkit.dumps(document)
-
-
-def _table(spec: str, manifest: Path | None) -> Table:
-    import tomlkit
-
-    table = tomlkit.table()
-    table["spec"] = spec
+def _values(spec: str, manifest: Path | None) -> dict[str, str]:
+    values = {"spec": spec}
     if manifest is not None:
-        table["manifest"] = str(manifest)
-    return table
-
-
-def _write(config: Path, name: str, spec: str, manifest: Path | None) -> None:
-    """Add ``[services.NAME]`` to ``config``, keeping all else; refuse an existing one."""
-    import tomlkit
-    from tomlkit.exceptions import TOMLKitError
-    from tomlkit.items import Table
-
-    text = config.read_text(encoding="utf-8") if config.exists() else ""
-    try:
-        document = tomlkit.parse(text)
-    except TOMLKitError as exc:
-        raise ConfigError(f"{config} is not valid TOML: {exc}") from None
-    services = document.get("services")
-    if services is None:
-        services = tomlkit.table(is_super_table=True)
-        document["services"] = services
-    elif not isinstance(services, Table):
-        raise ConfigError(f"{config}: 'services' is not a table; add [services.{name}] by hand")
-    if name in services:
-        raise ConfigError(f"{config} has a [services.{name}] already; remove it or pick --name")
-    services[name] = _table(spec, manifest)
-    new_text = tomlkit.dumps(document)
-    ServiceSettings.model_validate(tomllib.loads(new_text)["services"][name])  # reads back
-    fd, temp = tempfile.mkstemp(dir=config.absolute().parent, prefix=f".{config.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(new_text)
-        if config.exists():
-            os.chmod(temp, config.stat().st_mode & 0o7777)
-        os.replace(temp, config)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        values["manifest"] = str(manifest)
+    return values
 
 
 def _show(toolset: OpenAPIToolset) -> None:
@@ -135,7 +80,6 @@ def add_openapi(
     """Check the OpenAPI document SPEC (file or URL), list its tools, add it to the settings."""
     config: Path | None = (ctx.obj or {}).get("config")
     try:
-        _need_tomlkit()
         settings = _settings(config)
         manifest = load_manifest(manifest_path, name=name) if manifest_path else None
         policy = settings.network.policy()
@@ -158,10 +102,17 @@ def add_openapi(
     absolute = manifest_path.resolve() if manifest_path else None
     if config is None:
         click.echo("\nAdd this to your settings file (or pass --config to have it added):\n")
-        click.echo(_table_text(name, source, absolute))
+        click.echo(table_text("services", name, _values(source, absolute)))
         return
     try:
-        _write(config, name, source, absolute)
+        add_table(
+            config,
+            "services",
+            name,
+            _values(source, absolute),
+            check=ServiceSettings.model_validate,
+            taken="pick --name",
+        )
     except GraftError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"added [services.{name}] to {config}")

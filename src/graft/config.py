@@ -26,7 +26,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -34,17 +34,21 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from graft.crypto import is_sealed
 from graft.errors import ConfigError
 from graft.mcp_bridge.settings import MCPServerSettings
 from graft.netguard import AllowHosts, NetworkSettings
 from graft.secrets import is_reference, register_secret, resolve_reference, resolve_references
 from graft.services.manifest import ServiceSettings
+from graft.sources.settings import NAME_PATTERN as SOURCE_NAME_PATTERN
+from graft.sources.settings import SourceSettings, url_password
 
 __all__ = [
     "DEFAULT_ASSISTANT",
@@ -154,6 +158,10 @@ class AssistantSettings(_Strict):
     )
     pinned_tools: list[str] = Field(
         default_factory=list, description="Tools always shown, whatever the retrieval says."
+    )
+    sources: list[str] | None = Field(
+        default=None,
+        description="Data sources (`[sources.NAME]`) its SQL tools may query; None: every one.",
     )
 
 
@@ -342,6 +350,13 @@ class Settings(BaseSettings):
     services: dict[str, ServiceSettings] = Field(
         default_factory=dict,
         description="OpenAPI services whose operations become tools (`graft.services`).",
+    )
+    sources: dict[
+        Annotated[str, StringConstraints(pattern=SOURCE_NAME_PATTERN)], SourceSettings
+    ] = Field(
+        default_factory=dict,
+        repr=False,
+        description="Databases the SQL tools may query (`graft.sources`).",
     )
     plugins: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -535,6 +550,10 @@ def _resolve_references(
         resolved["mcp_servers"] = resolve_references(
             servers, setting="mcp_servers", base_dir=base_dir, environ=environ
         )
+    if isinstance(sources := data.get("sources"), Mapping):
+        resolved["sources"] = resolve_references(
+            sources, setting="sources", base_dir=base_dir, environ=environ
+        )
     if isinstance(assistants := data.get("assistants"), Mapping):
         # An assistant's own plugin settings may hold secrets too (a webhook's key).
         resolved["assistants"] = {
@@ -581,10 +600,63 @@ def _resolve_secrets(settings: Settings, environ: Mapping[str, str]) -> Settings
         register_secret(unquote(password))
     if settings.auth.oidc_client_secret is not None:
         register_secret(settings.auth.oidc_client_secret.get_secret_value())
+    for source in settings.sources.values():
+        # A sealed password is registered when it is opened (graft.sources.toolset).
+        for secret in (source.password, url_password(source.url)):
+            text = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+            if text:
+                register_secret(text)
+                register_secret(unquote(text))
     if settings.data_key is not None:
         for data_key in settings.data_key.get_secret_value().split(","):
             register_secret(data_key.strip())
     return settings
+
+
+def _refuse_plain_secrets(data: Mapping[str, Any]) -> None:
+    """Refuse a settings file that holds a key, a secret or a password as plain text."""
+    if "data_key" in data:
+        raise ConfigError(
+            "data_key: data keys do not belong in the settings file; set GRAFT_DATA_KEY "
+            "or keep them in the key file (data_key_file)"
+        )
+    for name, provider in (data.get("providers") or {}).items():
+        if (
+            isinstance(provider, dict)
+            and "api_key" in provider
+            and not is_reference(provider["api_key"])
+        ):
+            raise ConfigError(
+                f"providers.{name}.api_key: keys do not belong in the settings file; "
+                'reference the key instead (api_key = { "$env" = "VARIABLE" } or '
+                '{ "$file" = "path/to/key" }) or set api_key_env'
+            )
+    for name, source in (data.get("sources") or {}).items():
+        if not isinstance(source, dict):
+            continue
+        if isinstance(source.get("url"), str) and url_password(source["url"]):
+            raise ConfigError(
+                f"sources.{name}.url: passwords do not belong in the settings file; "
+                "`graft sources add` stores one encrypted, or reference it "
+                '(password = { "$env" = "VARIABLE" })'
+            )
+        if isinstance(source.get("password"), str) and not is_sealed(source["password"]):
+            raise ConfigError(
+                f"sources.{name}.password: passwords do not belong in the settings file "
+                'as text; reference it (password = { "$env" = "VARIABLE" }) or let '
+                "`graft sources add` seal it with the data keys"
+            )
+    auth = data.get("auth")
+    if (
+        isinstance(auth, dict)
+        and "oidc_client_secret" in auth
+        and not is_reference(auth["oidc_client_secret"])
+    ):
+        raise ConfigError(
+            "auth.oidc_client_secret: secrets do not belong in the settings file; reference "
+            'it instead (oidc_client_secret = { "$env" = "VARIABLE" }) or set '
+            "GRAFT_AUTH__OIDC_CLIENT_SECRET"
+        )
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
@@ -603,33 +675,7 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
             raise ConfigError(f"config file {str(path)!r} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    if "data_key" in data:
-        raise ConfigError(
-            "data_key: data keys do not belong in the settings file; set GRAFT_DATA_KEY "
-            "or keep them in the key file (data_key_file)"
-        )
-    for name, provider in (data.get("providers") or {}).items():
-        if (
-            isinstance(provider, dict)
-            and "api_key" in provider
-            and not is_reference(provider["api_key"])
-        ):
-            raise ConfigError(
-                f"providers.{name}.api_key: keys do not belong in the settings file; "
-                'reference the key instead (api_key = { "$env" = "VARIABLE" } or '
-                '{ "$file" = "path/to/key" }) or set api_key_env'
-            )
-    auth = data.get("auth")
-    if (
-        isinstance(auth, dict)
-        and "oidc_client_secret" in auth
-        and not is_reference(auth["oidc_client_secret"])
-    ):
-        raise ConfigError(
-            "auth.oidc_client_secret: secrets do not belong in the settings file; reference "
-            'it instead (oidc_client_secret = { "$env" = "VARIABLE" }) or set '
-            "GRAFT_AUTH__OIDC_CLIENT_SECRET"
-        )
+    _refuse_plain_secrets(data)
     if path is not None:
         data = _resolve_references(data, Path(path).absolute().parent, os.environ)
     try:

@@ -12,7 +12,8 @@ GraftError
 │   └── PayloadTooLarge (413)
 ├── AuthenticationError (401)   no or wrong credentials
 ├── PermissionDenied    (403)   authenticated, but not allowed (assistant, tool, conversation)
-│   └── NetworkBlocked          an outbound call the network policy refuses (graft.netguard)
+│   ├── NetworkBlocked          an outbound call the network policy refuses (graft.netguard)
+│   └── QueryRefused            a SQL query the guard refuses (graft.sqlguard)
 ├── NotFound            (404)
 │   ├── UnknownAssistant        the ``model`` field names no assistant
 │   └── ConversationNotFound
@@ -24,7 +25,8 @@ GraftError
 └── ToolError                   a tool call failed; the agent loop turns it into a tool message
     ├── ToolArgumentError       the model sent arguments that do not fit the schema
     ├── ToolTimeout
-    └── ToolNotFound
+    ├── ToolNotFound
+    └── QueryFailed             a data source could not run a query (timeout, database error)
 ```
 
 ``ToolError`` is the one family the model sees and can fix: the agent loop sends it back as
@@ -48,6 +50,8 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "QueryFailed",
+    "QueryRefused",
     "RateLimited",
     "ToolArgumentError",
     "ToolError",
@@ -150,6 +154,16 @@ class NetworkBlocked(PermissionDenied):
         self.port = port
 
 
+class QueryRefused(PermissionDenied):
+    """A SQL query the guard refuses (``graft.sqlguard``).
+
+    Not one read-only statement, or a table, column or function the principal may not use;
+    the message says which, so the model can fix the query.
+    """
+
+    code = "query_refused"
+
+
 class NotFound(GraftError):
     """A named thing does not exist (or is not visible to this principal)."""
 
@@ -245,6 +259,16 @@ class ToolNotFound(ToolError):
     """The model called a tool that the assistant does not offer."""
 
     code = "tool_not_found"
+
+
+class QueryFailed(ToolError):
+    """A data source could not run a query the guard passed.
+
+    A timeout, or the database's own error (including its refusal to write in a read-only
+    transaction).
+    """
+
+    code = "query_failed"
 
 
 class DataIntegrityError(GraftError):

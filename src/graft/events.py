@@ -9,7 +9,7 @@ them: one vocabulary for every consumer. Each event has a ``kind`` tag so consum
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from graft.messages import ToolCall, Usage
 
@@ -77,6 +77,8 @@ class ToolResult:
     content: str
     is_error: bool = False
     duration_ms: float = 0.0
+    data: dict[str, Any] | None = None
+    """What the tool gave the client besides (``graft.tools.base.ToolOutput``)."""
     kind: Literal["tool_result"] = "tool_result"
 
 

@@ -36,6 +36,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.mcp_servers",
     "graft.default_plugins.openapi_services",
     "graft.default_plugins.translate",
+    "graft.default_plugins.sql_sources",
 )
 
 

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 from tests.services.conftest import SPEC, DemoAPI
 
-from graft.cli_services import _write, add_openapi
+from graft.cli_services import add_openapi
 from graft.errors import ConfigError
 from graft.services.manifest import ServiceSettings
+from graft.settings_file import add_table
 
 SETTINGS = """\
 # our settings
@@ -53,7 +54,7 @@ def test_adds_a_service_keeping_everything_else(tmp_path: Path) -> None:
 def test_an_existing_service_table_is_never_replaced(tmp_path: Path) -> None:
     config = tmp_path / "graft.toml"
     config.write_text('[services.old]\nspec = "old.json"  # mine\n', encoding="utf-8")
-    _write(config, "new", "new.json", None)
+    add_table(config, "services", "new", {"spec": "new.json"})
     text = config.read_text(encoding="utf-8")
     assert text.startswith('[services.old]\nspec = "old.json"  # mine\n')
     assert tomllib.loads(text)["services"] == {
@@ -61,11 +62,11 @@ def test_an_existing_service_table_is_never_replaced(tmp_path: Path) -> None:
         "new": {"spec": "new.json"},
     }
     with pytest.raises(ConfigError, match=r"has a \[services.old\] already"):
-        _write(config, "old", "other.json", None)
+        add_table(config, "services", "old", {"spec": "other.json"})
     assert config.read_text(encoding="utf-8") == text
     config.write_text('services = "not a table"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="'services' is not a table"):
-        _write(config, "new", "new.json", None)
+        add_table(config, "services", "new", {"spec": "new.json"})
 
 
 def test_without_a_settings_file_the_table_is_printed(tmp_path: Path) -> None:

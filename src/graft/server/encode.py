@@ -75,7 +75,7 @@ def _tool_event(event: ApprovalRequired | ToolCallStarted | ToolResult) -> dict[
             "name": event.call.name,
             "arguments": event.call.arguments,
         }
-    return {
+    result = {
         "event": "tool_result",
         "id": event.call_id,
         "name": event.name,
@@ -83,6 +83,9 @@ def _tool_event(event: ApprovalRequired | ToolCallStarted | ToolResult) -> dict[
         "is_error": event.is_error,
         "duration_ms": round(event.duration_ms, 3),
     }
+    if event.data is not None:
+        result["data"] = event.data
+    return result
 
 
 class ChunkEncoder:

@@ -5,7 +5,9 @@ only reads (``read_only``) or may have side effects, which decides when a call n
 user's approval. Arguments arrive already
 parsed from JSON; a toolset raises ``ToolArgumentError`` when they do not fit, which the
 agent loop sends back to the model. Results may be any JSON-serialisable value:
-``format_result`` turns them into the text the model reads.
+``format_result`` turns them into the text the model reads. A tool that has something for the
+client besides (the rows of a query, for a table in the UI) returns a ``ToolOutput``: its
+``text`` goes to the model, its ``data`` into the ``tool_result`` event of the stream.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from graft.context import Context
 
-__all__ = ["ToolDef", "Toolset", "format_result"]
+__all__ = ["ToolDef", "ToolOutput", "Toolset", "format_result"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,21 @@ class Toolset(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ToolOutput:
+    """A tool's result in two forms: ``text`` for the model, ``data`` for the client."""
+
+    text: str
+    data: dict[str, Any] | None = None
+    """JSON-serialisable; sent with the ``tool_result`` event, never shown to the model."""
+
+
 def format_result(value: Any) -> str:
     """Turn a tool's return value into text for the model (JSON unless it is a string)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, ToolOutput):
+        return value.text
     try:
         return json.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError):

@@ -21,7 +21,7 @@ from graft.audit import audited_tool_call
 from graft.context import Context
 from graft.errors import ToolArgumentError, ToolNotFound, ToolTimeout
 from graft.policy import tool_allowed
-from graft.tools.base import ToolDef, Toolset, format_result
+from graft.tools.base import ToolDef, ToolOutput, Toolset, format_result
 
 if TYPE_CHECKING:
     from graft.store.base import Store
@@ -54,6 +54,12 @@ class ToolBox:
         Raises ``ToolError`` subclasses (unknown tool, bad arguments, timeout, or the tool's
         own error) for the caller to report.
         """
+        return (await self.call_output(name, arguments, ctx)).text
+
+    async def call_output(
+        self, name: str, arguments: str | dict[str, Any], ctx: Context
+    ) -> ToolOutput:
+        """Run one call: its text for the model and any data for the client (``call``)."""
         if self.audit is not None:
             return await audited_tool_call(
                 self.audit,
@@ -64,7 +70,7 @@ class ToolBox:
             )
         return await self._call(name, arguments, ctx)
 
-    async def _call(self, name: str, arguments: str | dict[str, Any], ctx: Context) -> str:
+    async def _call(self, name: str, arguments: str | dict[str, Any], ctx: Context) -> ToolOutput:
         definition = self.get(name)
         owner = self.owners.get(name)
         # Checked again at the call, not only when the tools were listed (graft.policy).
@@ -77,7 +83,9 @@ class ToolBox:
                 result = await owner.call_tool(name, parsed, ctx)
         except TimeoutError:
             raise ToolTimeout(f"tool {name!r} did not finish within {timeout:g} s") from None
-        return format_result(result)
+        if isinstance(result, ToolOutput):
+            return result
+        return ToolOutput(format_result(result))
 
 
 def parse_arguments(name: str, arguments: str | dict[str, Any]) -> dict[str, Any]:
