@@ -40,7 +40,8 @@ parameter anywhere, even inside a string: every other such colon is escaped as `
 What it does not do: stop a user-defined function from writing (run the query in a
 read-only transaction), cap the time and rows a query costs (a statement timeout and a row
 limit on the source), or hide whether a table exists (``'t'::regclass``). It assumes postgres
-reads ``'a\'`` as the string ``a\`` (``standard_conforming_strings``, on since 9.1).
+reads ``'a\'`` as the string ``a\`` (``standard_conforming_strings``, on since 9.1;
+``graft.sources.engine`` sets it on every connection).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import openai
 import pytest
 from click.testing import CliRunner
 
@@ -25,7 +25,6 @@ from graft.context import Principal
 from graft.errors import ConfigError, QueryRefused
 from graft.models.base import ModelRequest
 from graft.runtime import Graft
-from graft.server import create_app
 from graft.sources.demo import create_demo
 from graft.sources.toolset import SourcesToolset
 from graft.testing import FakeModel, FunctionModel, MemoryStore, call
@@ -134,29 +133,27 @@ async def test_describe_shows_only_readable_columns_and_allowed_samples(
             await tools.describe_table("demo", "sqlite_master", ctx)
 
 
-async def test_a_turn_streams_the_rows_as_data_and_the_model_reads_a_table(
-    settings_factory: Callable[..., Settings], demo_file: Path
+def test_a_turn_streams_the_rows_as_data_and_the_model_reads_a_table(
+    settings_factory: Callable[..., Settings],
+    demo_file: Path,
+    live_server: Callable[[Graft], Any],
 ) -> None:
     # The local user's tenant is "default": employees would come back empty (row filter).
     sql = "SELECT id, name FROM departments ORDER BY id LIMIT 3"
     model = FakeModel([call("query_database", source="demo", sql=sql)], "Here they are.")
-    async with make_graft(settings_factory, model, demo_file) as graft:
-        transport = httpx.ASGITransport(app=create_app(graft))
-        async with httpx.AsyncClient(transport=transport, base_url="http://graft") as client:
-            body = {
-                "model": "default",
-                "stream": True,
-                "messages": [{"role": "user", "content": "who works here?"}],
-            }
-            async with client.stream("POST", "/v1/chat/completions", json=body) as response:
-                lines = [
-                    line async for line in response.aiter_lines() if line.startswith("data: {")
-                ]
-    events = [json.loads(line[6:]).get("graft", {}) for line in lines]
-    [result] = [e for e in events if e.get("event") == "tool_result"]
+    server = live_server(make_graft(settings_factory, model, demo_file))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    stream = client.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "which departments?"}], stream=True
+    )
+    chunks = list(stream)
+    extras = [c.model_extra.get("graft") for c in chunks if c.model_extra.get("graft")]
+    [result] = [e for e in extras if e["event"] == "tool_result"]
     data = result["data"]
     assert data["type"] == "sql_result" and data["columns"] == ["id", "name"]
     assert len(data["rows"]) == 3 and data["sql"] == sql and data["truncated"] is None
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Here they are."
     tool_message = model.requests[1].messages[-1].content or ""
     assert "id | name" in tool_message and "(3 rows)" in tool_message
 

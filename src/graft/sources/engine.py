@@ -645,6 +645,8 @@ def _past(deadline: float) -> int:
 def _postgres_session(dbapi_connection: Any, record: Any) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        # The SQL guard renders strings as the standard reads them ('a\' is a\).
+        cursor.execute("SET standard_conforming_strings = on")
     dbapi_connection.commit()
 
 
