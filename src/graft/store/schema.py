@@ -28,6 +28,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -41,6 +42,9 @@ __all__ = [
     "t_api_keys",
     "t_audit_log",
     "t_conversations",
+    "t_knowledge_chunks",
+    "t_knowledge_documents",
+    "t_knowledge_readers",
     "t_messages",
     "t_sentiments",
     "t_sessions",
@@ -242,4 +246,60 @@ t_audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index(None, "tenant", "seq"),
+)
+
+
+# --- document knowledge (graft.knowledge.index) -------------------------------------------------
+# Documents are the organisation's, kept as text so that they can be searched: unlike
+# conversations they are not encrypted at rest (docs/configuration.md says so).
+
+t_knowledge_documents = Table(
+    "knowledge_documents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant", String(255), nullable=False),
+    Column("collection", String(255), nullable=False),
+    Column("source", String(2048), nullable=False),  # a file path or a URL
+    Column("title", Text(), nullable=False),
+    Column("media_type", String(128), nullable=False),
+    Column("content_hash", String(64), nullable=False),  # SHA-256 of the file's bytes
+    Column("modified_at", _UTCDateTime(), nullable=True),
+    Column("ingested_at", _UTCDateTime(), nullable=False),
+    Column("everyone", Boolean(), nullable=False),  # every user of the tenant may read it
+    Column("chunk_count", Integer(), nullable=False),
+    UniqueConstraint("tenant", "collection", "source"),
+)
+
+t_knowledge_readers = Table(
+    "knowledge_readers",
+    metadata,
+    Column(
+        "document_id",
+        String(64),
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("kind", String(8), primary_key=True),  # "user" or "group"
+    Column("name", String(255), primary_key=True),
+    Index(None, "kind", "name"),
+)
+
+t_knowledge_chunks = Table(
+    "knowledge_chunks",
+    metadata,
+    Column("id", _RowId, primary_key=True, autoincrement=True),
+    Column(
+        "document_id",
+        String(64),
+        ForeignKey("knowledge_documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer(), nullable=False),
+    Column("text", Text(), nullable=False),
+    Column("heading", Text(), nullable=False),  # "Handbook > Leave > Sick leave"
+    Column("page", Integer(), nullable=True),
+    Column("char_start", Integer(), nullable=False),
+    Column("char_end", Integer(), nullable=False),
+    Column("embedding", LargeBinary(), nullable=True),  # float32, L2-normalised
+    Index(None, "document_id", "position"),
 )

@@ -1,0 +1,383 @@
+"""The document index: documents, their readers and chunks, searched by words and by meaning.
+
+Documents live in the store's own database (``knowledge_documents``, ``knowledge_readers``,
+``knowledge_chunks``; migration 0007). Search is hybrid: a full-text ranking (SQLite FTS5,
+BM25) and a vector ranking (cosine over the chunks' embeddings) fused by reciprocal rank
+fusion, ``score = Σ 1 / (60 + rank)``, so that neither scale has to be calibrated against
+the other.
+
+**Access control is part of the query.** Every document carries its tenant and the users and
+groups who may read it (or ``everyone`` in the tenant). Both rankings run only over chunks of
+documents the principal may read, in the collections asked for: the filter is in the SQL
+that selects the candidates, before anything is ranked, so a chunk, title or source the
+principal may not read never leaves the database for this principal, however the query is
+phrased. ``admin`` reads every document of its own tenant, as in ``graft.policy``; no one
+reads another tenant's.
+
+**Chinese without a segmenter.** FTS5's ``unicode61`` tokenizer takes a run of CJK characters
+for one token, so ``员工手册`` would match only itself. The indexed text therefore spells
+each CJK run as its characters and its character bigrams (``员 工 手 册 员工 工手 手册``),
+the way CJK analyzers of search engines do; a query is spelled as bigrams (a single
+character as itself), so ``手册`` and ``病假`` find their documents, and BM25's IDF ranks
+the rarer bigrams up. Latin text is tokenized by ``unicode61`` as usual.
+
+The FTS5 table is derived from the chunks and made when the index starts; on other databases
+the full-text side falls back to a portable ``LIKE`` over the chunk text for now (PostgreSQL
+full text and pgvector are the next step), and the vector side to the same cosine ranking.
+The vectors are compared in memory, which suits the embedded default up to some 10^5 chunks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import numpy as np
+from sqlalchemy import (
+    Engine,
+    and_,
+    column,
+    delete,
+    exists,
+    false,
+    insert,
+    or_,
+    select,
+    table,
+    text,
+    true,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from graft.context import Principal
+from graft.messages import new_id
+from graft.policy import ADMIN_ROLE
+from graft.store.schema import t_knowledge_chunks, t_knowledge_documents, t_knowledge_readers
+
+__all__ = [
+    "RRF_K",
+    "ChunkRow",
+    "DocumentRow",
+    "Hit",
+    "KnowledgeIndex",
+    "Readers",
+    "fts_query",
+    "fts_text",
+]
+
+RRF_K: Final = 60
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_MAX_QUERY_TERMS: Final = 48
+_CANDIDATES: Final = 50
+"""How many chunks each ranking contributes to the fusion."""
+
+_FTS = table("knowledge_fts", column("rowid"), column("body"))
+"""The FTS5 table (SQLite): ``rowid`` is the chunk's id, ``body`` its text as indexed."""
+
+d = t_knowledge_documents
+r = t_knowledge_readers
+c = t_knowledge_chunks
+
+
+def _bigrams(run: str) -> list[str]:
+    return [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def fts_text(body: str) -> str:
+    """``body`` as it is indexed: each CJK run as its characters and its bigrams."""
+    return _CJK.sub(lambda m: f" {' '.join([*m.group(), *_bigrams(m.group())])} ", body)
+
+
+def fts_query(query: str) -> str | None:
+    """An FTS5 ``MATCH`` expression for ``query``: its terms, OR-ed; None if it has none."""
+    terms: list[str] = []
+    for word in _WORD.findall(query.lower()):
+        for part in re.split(f"({_CJK.pattern})", word):
+            if not part:
+                continue
+            terms.extend(_bigrams(part) if _CJK.fullmatch(part) else [part])
+    unique = list(dict.fromkeys(terms))[:_MAX_QUERY_TERMS]
+    return " OR ".join(f'"{term}"' for term in unique) if unique else None
+
+
+@dataclass(frozen=True, slots=True)
+class Readers:
+    """Who may read a document: users and groups of one tenant, or everyone in it."""
+
+    tenant: str
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    everyone: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRow:
+    """A document as ingested (its chunks apart)."""
+
+    collection: str
+    source: str
+    title: str
+    media_type: str
+    content_hash: str
+    modified_at: datetime | None
+    readers: Readers
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    """One chunk to store: its text, where it is, and its embedding (or None)."""
+
+    text: str
+    heading: str
+    page: int | None
+    char_start: int
+    char_end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A chunk found for a query, with what a citation needs."""
+
+    chunk_id: int
+    document_id: str
+    collection: str
+    source: str
+    title: str
+    text: str
+    heading: str
+    page: int | None
+    char_start: int
+    char_end: int
+    score: float
+
+
+def readable_by(principal: Principal) -> ColumnElement[bool]:
+    """The condition on ``knowledge_documents`` that ``principal`` may read a document."""
+    same_tenant = d.c.tenant == principal.tenant
+    if principal.has_any_role([ADMIN_ROLE]):
+        return same_tenant
+    named = [and_(r.c.kind == "user", r.c.name == principal.user_id)]
+    if principal.groups:
+        named.append(and_(r.c.kind == "group", r.c.name.in_(sorted(principal.groups))))
+    listed = exists(select(1).where(r.c.document_id == d.c.id, or_(*named)))
+    return and_(same_tenant, or_(d.c.everyone == true(), listed))
+
+
+class KnowledgeIndex:
+    """Documents and chunks in ``engine``'s database; every method is sync (run in a thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.fts = engine.dialect.name == "sqlite"
+
+    def start(self) -> None:
+        """Make the full-text table if it is missing (SQLite), and fill it from the chunks."""
+        if not self.fts:
+            return
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM sqlite_master WHERE name = 'knowledge_fts'")
+            ).first()
+            if found is None:
+                conn.execute(text("CREATE VIRTUAL TABLE knowledge_fts USING fts5(body)"))
+                rows = conn.execute(select(c.c.id, c.c.heading, c.c.text)).all()
+                self._index_fts(conn, [(row.id, f"{row.heading}\n{row.text}") for row in rows])
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def content_hashes(self, tenant: str, collection: str) -> dict[str, str]:
+        """Source to content hash of every document of a collection (incremental ingestion)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(d.c.source, d.c.content_hash).where(
+                    d.c.tenant == tenant, d.c.collection == collection
+                )
+            )
+            return {row.source: row.content_hash for row in rows}
+
+    def put(
+        self, document: DocumentRow, chunks: Sequence[ChunkRow], embeddings: np.ndarray | None
+    ) -> str:
+        """Store ``document`` and its chunks, replacing an earlier version of the same source."""
+        if embeddings is not None and len(embeddings) != len(chunks):
+            raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
+        readers = document.readers
+        document_id = new_id("doc")
+        with self.engine.begin() as conn:
+            self._remove(conn, readers.tenant, document.collection, [document.source])
+            conn.execute(
+                insert(d).values(
+                    id=document_id,
+                    tenant=readers.tenant,
+                    collection=document.collection,
+                    source=document.source,
+                    title=document.title,
+                    media_type=document.media_type,
+                    content_hash=document.content_hash,
+                    modified_at=document.modified_at,
+                    ingested_at=datetime.now(UTC),
+                    everyone=readers.everyone,
+                    chunk_count=len(chunks),
+                )
+            )
+            names = [("user", u) for u in sorted(readers.users)]
+            names += [("group", g) for g in sorted(readers.groups)]
+            if names:
+                conn.execute(
+                    insert(r),
+                    [{"document_id": document_id, "kind": k, "name": n} for k, n in names],
+                )
+            ids: list[tuple[int, str]] = []
+            for position, chunk in enumerate(chunks):
+                vector = None if embeddings is None else embeddings[position]
+                row_id = conn.execute(
+                    insert(c).values(
+                        document_id=document_id,
+                        position=position,
+                        text=chunk.text,
+                        heading=chunk.heading,
+                        page=chunk.page,
+                        char_start=chunk.char_start,
+                        char_end=chunk.char_end,
+                        embedding=None
+                        if vector is None
+                        else np.asarray(vector, dtype=np.float32).tobytes(),
+                    )
+                ).inserted_primary_key
+                assert row_id is not None
+                ids.append((int(row_id[0]), f"{chunk.heading}\n{chunk.text}"))
+            self._index_fts(conn, ids)
+        return document_id
+
+    def remove(self, tenant: str, collection: str, sources: Iterable[str]) -> int:
+        """Remove the documents of these sources; returns how many there were."""
+        with self.engine.begin() as conn:
+            return self._remove(conn, tenant, collection, list(sources))
+
+    def _remove(self, conn: Connection, tenant: str, collection: str, sources: list[str]) -> int:
+        if not sources:
+            return 0
+        where = and_(d.c.tenant == tenant, d.c.collection == collection, d.c.source.in_(sources))
+        ids = [row.id for row in conn.execute(select(d.c.id).where(where))]
+        if not ids:
+            return 0
+        if self.fts:
+            chunk_ids = select(c.c.id).where(c.c.document_id.in_(ids))
+            conn.execute(delete(_FTS).where(_FTS.c.rowid.in_(chunk_ids)))
+        # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
+        conn.execute(delete(c).where(c.c.document_id.in_(ids)))
+        conn.execute(delete(r).where(r.c.document_id.in_(ids)))
+        conn.execute(delete(d).where(d.c.id.in_(ids)))
+        return len(ids)
+
+    def _index_fts(self, conn: Connection, rows: Sequence[tuple[int, str]]) -> None:
+        if self.fts and rows:
+            conn.execute(
+                text("INSERT INTO knowledge_fts(rowid, body) VALUES (:id, :body)"),
+                [{"id": chunk_id, "body": fts_text(body)} for chunk_id, body in rows],
+            )
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def collections(self, principal: Principal) -> dict[str, int]:
+        """Collection to the number of documents ``principal`` may read in it."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d.c.collection, d.c.id).where(readable_by(principal))).all()
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.collection] = counts.get(row.collection, 0) + 1
+        return counts
+
+    def search(
+        self,
+        principal: Principal,
+        query: str,
+        vector: np.ndarray | None,
+        *,
+        collections: Sequence[str] | None = None,
+        k: int = 8,
+    ) -> list[Hit]:
+        """The ``k`` best chunks for ``query`` that ``principal`` may read (module docstring)."""
+        allowed = readable_by(principal)
+        if collections is not None:
+            allowed = and_(
+                allowed, d.c.collection.in_(list(collections)) if collections else false()
+            )
+        candidates = select(c.c.id).join(d, d.c.id == c.c.document_id).where(allowed)
+        with self.engine.connect() as conn:
+            ranked = [self._words(conn, query, candidates)]
+            if vector is not None:
+                ranked.append(self._meaning(conn, vector, allowed))
+            scores: dict[int, float] = {}
+            for ranking in ranked:
+                for rank, chunk_id in enumerate(ranking, start=1):
+                    scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+            if not best:
+                return []
+            rows = conn.execute(
+                select(c, d.c.collection, d.c.source, d.c.title)
+                .join(d, d.c.id == c.c.document_id)
+                .where(c.c.id.in_(best), allowed)  # checked again with the rows read
+            ).all()
+        by_id: Mapping[int, Any] = {row.id: row for row in rows}
+        return [
+            Hit(
+                chunk_id=i,
+                document_id=by_id[i].document_id,
+                collection=by_id[i].collection,
+                source=by_id[i].source,
+                title=by_id[i].title,
+                text=by_id[i].text,
+                heading=by_id[i].heading,
+                page=by_id[i].page,
+                char_start=by_id[i].char_start,
+                char_end=by_id[i].char_end,
+                score=scores[i],
+            )
+            for i in best
+            if i in by_id
+        ]
+
+    def _words(self, conn: Connection, query: str, candidates: Any) -> list[int]:
+        match = fts_query(query)
+        if match is None:
+            return []
+        if self.fts:
+            ranked = (
+                select(_FTS.c.rowid)
+                .where(
+                    text("knowledge_fts MATCH :match").bindparams(match=match),
+                    _FTS.c.rowid.in_(candidates),
+                )
+                .order_by(text("bm25(knowledge_fts)"))
+                .limit(_CANDIDATES)
+            )
+            return [row[0] for row in conn.execute(ranked)]
+        terms = [t.strip('"') for t in match.split(" OR ")]
+        hits = [c.c.text.icontains(term, autoescape=True) for term in terms]
+        rows = conn.execute(
+            select(c.c.id).where(c.c.id.in_(candidates), or_(*hits)).limit(_CANDIDATES)
+        )
+        return [row[0] for row in rows]
+
+    def _meaning(self, conn: Connection, vector: np.ndarray, allowed: Any) -> list[int]:
+        rows = conn.execute(
+            select(c.c.id, c.c.embedding)
+            .join(d, d.c.id == c.c.document_id)
+            .where(allowed, c.c.embedding.is_not(None))
+        ).all()
+        if not rows:
+            return []
+        matrix = np.frombuffer(b"".join(row.embedding for row in rows), dtype=np.float32)
+        matrix = matrix.reshape(len(rows), -1)
+        if matrix.shape[1] != len(vector):
+            return []  # embedded with another model: only the words rank these
+        scores = matrix @ np.asarray(vector, dtype=np.float32)
+        order = np.argsort(-scores)[:_CANDIDATES]
+        return [int(rows[i].id) for i in order]
