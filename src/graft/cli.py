@@ -19,6 +19,7 @@ import click
 from graft.cli_audit import audit
 from graft.cli_common import async_command, settings_of
 from graft.cli_identity import keys, users
+from graft.cli_knowledge import ingest, knowledge
 from graft.cli_mcp import mcp
 from graft.cli_privacy import privacy
 from graft.cli_sentiment import finetune, sentiment
@@ -369,6 +370,8 @@ cli.add_command(finetune)
 cli.add_command(mcp)
 cli.add_command(sources)
 cli.add_command(demo_data)
+cli.add_command(ingest)
+cli.add_command(knowledge)
 plugins.add_command(add_openapi)
 
 

@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from graft.crypto import is_sealed
+from graft.embedding_settings import EmbeddingsSettings
 from graft.errors import ConfigError
 from graft.mcp_bridge.settings import MCPServerSettings
 from graft.netguard import AllowHosts, NetworkSettings
@@ -162,6 +163,10 @@ class AssistantSettings(_Strict):
     sources: list[str] | None = Field(
         default=None,
         description="Data sources (`[sources.NAME]`) its SQL tools may query; None: every one.",
+    )
+    collections: list[str] = Field(
+        default_factory=list,
+        description="Document collections its `search_knowledge` tool searches (none: no tool).",
     )
 
 
@@ -339,6 +344,10 @@ class Settings(BaseSettings):
     assistants: dict[str, AssistantSettings] = Field(default_factory=dict)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     network: NetworkSettings = Field(default_factory=NetworkSettings)
+    embeddings: EmbeddingsSettings = Field(
+        default_factory=EmbeddingsSettings,
+        description="The model that turns text into vectors for search (`graft.embeddings`).",
+    )
     mcp_servers: dict[str, MCPServerSettings] = Field(default_factory=dict, repr=False)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)

