@@ -21,10 +21,11 @@ the way CJK analyzers of search engines do; a query is spelled as bigrams (a sin
 character as itself), so ``手册`` and ``病假`` find their documents, and BM25's IDF ranks
 the rarer bigrams up. Latin text is tokenized by ``unicode61`` as usual.
 
-The FTS5 table is derived from the chunks and made when the index starts; on other databases
-the full-text side falls back to a portable ``LIKE`` over the chunk text for now (PostgreSQL
-full text and pgvector are the next step), and the vector side to the same cosine ranking.
-The vectors are compared in memory, which suits the embedded default up to some 10^5 chunks.
+The full-text tables are derived from the chunks and made when the index starts: FTS5 on
+SQLite, a ``tsvector`` table with a GIN index on PostgreSQL (the ``simple`` configuration
+over the same spelling, so Chinese works there too). The vectors are compared in memory,
+over the candidates the access filter let through, which suits the embedded default up to
+some 10^5 chunks; pgvector, for more, is not in the Debian release graft is tested on.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sqlalchemy import (
     delete,
     exists,
     false,
+    func,
     insert,
     or_,
     select,
@@ -78,6 +80,8 @@ _CANDIDATES: Final = 50
 
 _FTS = table("knowledge_fts", column("rowid"), column("body"))
 """The FTS5 table (SQLite): ``rowid`` is the chunk's id, ``body`` its text as indexed."""
+_TSV = table("knowledge_tsv", column("chunk_id"), column("body"))
+"""The full-text table on PostgreSQL: a ``tsvector`` per chunk, with a GIN index."""
 
 d = t_knowledge_documents
 r = t_knowledge_readers
@@ -174,17 +178,27 @@ class KnowledgeIndex:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.fts = engine.dialect.name == "sqlite"
+        self.tsv = engine.dialect.name == "postgresql"
 
     def start(self) -> None:
-        """Make the full-text table if it is missing (SQLite), and fill it from the chunks."""
-        if not self.fts:
+        """Make the full-text table if it is missing, and fill it from the chunks."""
+        if not (self.fts or self.tsv):
             return
         with self.engine.begin() as conn:
-            found = conn.execute(
-                text("SELECT 1 FROM sqlite_master WHERE name = 'knowledge_fts'")
-            ).first()
+            if self.fts:
+                probe = "SELECT 1 FROM sqlite_master WHERE name = 'knowledge_fts'"
+                create = ["CREATE VIRTUAL TABLE knowledge_fts USING fts5(body)"]
+            else:
+                probe = "SELECT to_regclass('knowledge_tsv')::text"
+                create = [
+                    "CREATE TABLE knowledge_tsv (chunk_id BIGINT PRIMARY KEY REFERENCES "
+                    "knowledge_chunks (id) ON DELETE CASCADE, body TSVECTOR NOT NULL)",
+                    "CREATE INDEX ix_knowledge_tsv_body ON knowledge_tsv USING GIN (body)",
+                ]
+            found = conn.execute(text(probe)).scalar()
             if found is None:
-                conn.execute(text("CREATE VIRTUAL TABLE knowledge_fts USING fts5(body)"))
+                for statement in create:
+                    conn.execute(text(statement))
                 rows = conn.execute(select(c.c.id, c.c.heading, c.c.text)).all()
                 self._index_fts(conn, [(row.id, f"{row.heading}\n{row.text}") for row in rows])
 
@@ -266,9 +280,11 @@ class KnowledgeIndex:
         ids = [row.id for row in conn.execute(select(d.c.id).where(where))]
         if not ids:
             return 0
+        chunk_ids = select(c.c.id).where(c.c.document_id.in_(ids))
         if self.fts:
-            chunk_ids = select(c.c.id).where(c.c.document_id.in_(ids))
             conn.execute(delete(_FTS).where(_FTS.c.rowid.in_(chunk_ids)))
+        elif self.tsv:
+            conn.execute(delete(_TSV).where(_TSV.c.chunk_id.in_(chunk_ids)))
         # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
         conn.execute(delete(c).where(c.c.document_id.in_(ids)))
         conn.execute(delete(r).where(r.c.document_id.in_(ids)))
@@ -276,11 +292,18 @@ class KnowledgeIndex:
         return len(ids)
 
     def _index_fts(self, conn: Connection, rows: Sequence[tuple[int, str]]) -> None:
-        if self.fts and rows:
-            conn.execute(
-                text("INSERT INTO knowledge_fts(rowid, body) VALUES (:id, :body)"),
-                [{"id": chunk_id, "body": fts_text(body)} for chunk_id, body in rows],
-            )
+        if not rows or not (self.fts or self.tsv):
+            return
+        insert_sql = (
+            "INSERT INTO knowledge_fts(rowid, body) VALUES (:id, :body)"
+            if self.fts
+            else "INSERT INTO knowledge_tsv (chunk_id, body) "
+            "VALUES (:id, to_tsvector('simple', :body))"
+        )
+        conn.execute(
+            text(insert_sql),
+            [{"id": chunk_id, "body": fts_text(body)} for chunk_id, body in rows],
+        )
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -360,6 +383,17 @@ class KnowledgeIndex:
             )
             return [row[0] for row in conn.execute(ranked)]
         terms = [t.strip('"') for t in match.split(" OR ")]
+        if self.tsv:
+            # 'simple': no stemming or stop words, the same for Chinese pairs and English.
+            query_text = " | ".join(f"'{term}'" for term in terms)
+            tsquery = text("to_tsquery('simple', :q)").bindparams(q=query_text)
+            ranked = (
+                select(_TSV.c.chunk_id)
+                .where(_TSV.c.body.op("@@")(tsquery), _TSV.c.chunk_id.in_(candidates))
+                .order_by(func.ts_rank(_TSV.c.body, tsquery).desc())
+                .limit(_CANDIDATES)
+            )
+            return [row[0] for row in conn.execute(ranked)]
         hits = [c.c.text.icontains(term, autoescape=True) for term in terms]
         rows = conn.execute(
             select(c.c.id).where(c.c.id.in_(candidates), or_(*hits)).limit(_CANDIDATES)
