@@ -26,7 +26,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -167,6 +167,11 @@ class AssistantSettings(_Strict):
     collections: list[str] = Field(
         default_factory=list,
         description="Document collections its `search_knowledge` tool searches (none: no tool).",
+    )
+    retrieval: Literal["tool", "always"] = Field(
+        default="tool",
+        description="With `collections`: `tool` lets the model search when it needs to; "
+        "`always` also gives it the best passages for every user message.",
     )
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "FinishReason",
     "NOTES",
+    "Citations",
     "SentimentTagged",
     "TextDelta",
     "ToolCallStarted",
@@ -133,6 +134,19 @@ class TurnDone:
     kind: Literal["turn_done"] = "turn_done"
 
 
+@dataclass(slots=True)
+class Citations:
+    """Passages of documents: ``retrieved`` for the model before it answers, or ``cited``.
+
+    Each citation is a dict (``n``, title, source, section, page, offsets, text) that the
+    client can show as a footnote; ``cited`` lists those the answer's ``[n]`` markers name.
+    """
+
+    citations: list[dict[str, Any]]
+    stage: Literal["retrieved", "cited"] = "cited"
+    kind: Literal["citations"] = "citations"
+
+
 Event = (
     TurnStarted
     | TextDelta
@@ -143,6 +157,7 @@ Event = (
     | ErrorEvent
     | SentimentTagged
     | Escalated
+    | Citations
     | TurnDone
 )
 NOTES = (SentimentTagged, Escalated)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,9 +27,11 @@ import anyio
 
 from graft import audit
 from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
+from graft.config import AssistantSettings
 from graft.context import Context, Principal
 from graft.errors import InvalidRequest, NotFound, PermissionDenied
 from graft.events import ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
+from graft.knowledge.citations import CitationGuard, PassThrough
 from graft.links import LinkGuard
 from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output, apply_store
@@ -114,6 +116,8 @@ async def run_turn(
     try:
         system = Message("system", f"{assistant.system_prompt}\n\n{UNTRUSTED_NOTICE}")
         messages = await apply_input(middleware, [system, *history, *request.messages], ctx)
+        # Documents (graft.knowledge): [n] markers must name passages this turn retrieved.
+        cite, messages, retrieved = await _knowledge(graft, assistant, ctx, messages)
         # Many tools: the model sees those that fit this turn best (graft.tools.select).
         offered = await narrow_toolbox(
             toolbox,
@@ -132,8 +136,8 @@ async def run_turn(
             stream=request.stream,
             approvals=graft.approvals,
         )
-        # The link guard is a plain call per event, not one more generator in the chain.
-        guard = LinkGuard(graft.settings.link_hosts)
+        # The guards are plain calls per event, not more generators in the chain.
+        guard = _Shown(LinkGuard(graft.settings.link_hosts), cite, retrieved)
         async for produced in apply_output(middleware, run.events(), ctx):
             for event in guard.guard(produced):
                 visible.add(event)
@@ -177,6 +181,43 @@ async def run_turn(
             finally:
                 if pending:
                     graft.pending.done(conversation_id)
+
+
+async def _knowledge(
+    graft: Graft, assistant: AssistantSettings, ctx: Context, messages: list[Message]
+) -> tuple[CitationGuard | PassThrough, list[Message], list[Event]]:
+    """The citation guard of an assistant with collections, and automatic retrieval."""
+    if not assistant.collections:
+        return PassThrough(), messages, []
+    cite = CitationGuard()
+    if assistant.retrieval != "always":
+        return cite, messages, []
+    from graft.knowledge.toolset import retrieve_for_turn
+
+    messages, retrieved = await retrieve_for_turn(graft.tools.toolsets, ctx, messages)
+    return cite, messages, [] if retrieved is None else list(cite.guard(retrieved))
+
+
+class _Shown:
+    """The guards every event passes before it is shown: links, then citations.
+
+    Events of the turn's own (automatic retrieval's passages) go out before the first.
+    """
+
+    def __init__(
+        self, links: LinkGuard, cite: CitationGuard | PassThrough, first: list[Event]
+    ) -> None:
+        self.links = links
+        self.cite = cite
+        self.first = first
+
+    def guard(self, event: Event) -> Iterator[Event]:
+        """The events to show in place of ``event``."""
+        if self.first:
+            yield from self.first
+            self.first = []
+        for linked in self.links.guard(event):
+            yield from self.cite.guard(linked)
 
 
 class _VisibleText:

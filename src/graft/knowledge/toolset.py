@@ -13,31 +13,37 @@ show citations as footnotes.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio.to_thread
 
+from graft.agent import wrap_untrusted
 from graft.embeddings import Embedder, embedder_for
 from graft.errors import ConfigError, ToolError, ToolNotFound
+from graft.events import Citations
 from graft.knowledge.index import Hit, KnowledgeIndex
+from graft.messages import Message
 from graft.tools.base import ToolDef, ToolOutput
 
 if TYPE_CHECKING:
     from graft.context import Context
 
-__all__ = ["KnowledgeToolset", "format_hits"]
+__all__ = ["KnowledgeToolset", "format_hits", "retrieve_for_turn"]
 
 _RESULTS: Final = 6
+_TURNS_REMEMBERED: Final = 1024
 _EXCERPT_CHARS: Final = 1200
 
 
-def format_hits(hits: list[Hit]) -> ToolOutput:
+def format_hits(hits: list[Hit], *, start: int = 1) -> ToolOutput:
     """The hits as numbered sources for the model, and as citations for the client."""
     if not hits:
         return ToolOutput("no document you may read matches this search", {"citations": []})
     parts = []
     citations: list[dict[str, Any]] = []
-    for number, hit in enumerate(hits, start=1):
+    for number, hit in enumerate(hits, start=start):
         where = " · ".join(x for x in (hit.heading, f"page {hit.page}" if hit.page else "") if x)
         excerpt = hit.text[:_EXCERPT_CHARS]
         parts.append(f"[{number}] {hit.title}" + (f" ({where})" if where else "") + f"\n{excerpt}")
@@ -70,6 +76,24 @@ class KnowledgeToolset:
     def __init__(self) -> None:
         self._index: KnowledgeIndex | None = None
         self._embedder: Embedder | None = None
+        self._numbers: OrderedDict[str, int] = OrderedDict()
+        """Per turn, the next passage number: a second search goes on from [7], not [1]."""
+
+    def _numbered(self, ctx: Context, hits: list[Hit]) -> ToolOutput:
+        key = ctx.turn_id or ""
+        start = self._numbers.pop(key, 1)
+        self._numbers[key] = start + len(hits)
+        while len(self._numbers) > _TURNS_REMEMBERED:
+            self._numbers.popitem(last=False)
+        return format_hits(hits, start=start)
+
+    async def retrieve(self, ctx: Context, query: str) -> ToolOutput | None:
+        """Passages for ``query`` from all the assistant's collections (automatic retrieval)."""
+        collections = list(ctx.assistant.collections)
+        if not collections or not query.strip():
+            return None
+        hits = await self.search(ctx, query, collections)
+        return self._numbered(ctx, hits) if hits else None
 
     async def list_tools(self, ctx: Context) -> list[ToolDef]:
         """The tool, when the assistant names collections."""
@@ -107,7 +131,7 @@ class KnowledgeToolset:
             if wanted not in collections:
                 raise ToolError(f"collection {wanted!r} is not one of {collections}")
             collections = [wanted]
-        return format_hits(await self.search(ctx, query, collections))
+        return self._numbered(ctx, await self.search(ctx, query, collections))
 
     async def search(self, ctx: Context, query: str, collections: list[str]) -> list[Hit]:
         """The best chunks for ``query`` in ``collections`` that the principal may read."""
@@ -128,3 +152,25 @@ class KnowledgeToolset:
             await anyio.to_thread.run_sync(index.start)
             self._index = index
         return self._index
+
+
+async def retrieve_for_turn(
+    toolsets: Iterable[object], ctx: Context, messages: list[Message]
+) -> tuple[list[Message], Citations | None]:
+    """Automatic retrieval (``retrieval = "always"``) for the last user message.
+
+    The best passages are added to the system message as untrusted data, and the event that
+    lists them is returned with the messages. ``messages`` are what input middleware made of
+    the turn (a translated question is searched in the assistant's language); they come back
+    unchanged when nothing matches.
+    """
+    knowledge = next((t for t in toolsets if isinstance(t, KnowledgeToolset)), None)
+    question = next((m.content for m in reversed(messages) if m.role == "user"), None)
+    if knowledge is None or not question or messages[0].role != "system":
+        return messages, None
+    found = await knowledge.retrieve(ctx, question)
+    if found is None or not found.data:
+        return messages, None
+    passages = wrap_untrusted("search_knowledge", found.text)
+    system = Message("system", f"{messages[0].content}\n\nPassages for this question:\n{passages}")
+    return [system, *messages[1:]], Citations(found.data["citations"], "retrieved")

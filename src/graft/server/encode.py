@@ -14,6 +14,7 @@ from typing import Any
 
 from graft.events import (
     ApprovalRequired,
+    Citations,
     ClientToolCalls,
     ErrorEvent,
     Escalated,
@@ -56,6 +57,10 @@ def _note(event: SentimentTagged | Escalated) -> dict[str, Any]:
         "reason": event.reason,
         "negative_in_a_row": event.negative_in_a_row,
     }
+
+
+def _citations(event: Citations) -> dict[str, Any]:
+    return {"event": "citations", "stage": event.stage, "citations": event.citations}
 
 
 def _tool_event(event: ApprovalRequired | ToolCallStarted | ToolResult) -> dict[str, Any]:
@@ -126,6 +131,8 @@ class ChunkEncoder:
             return self._chunk({}, graft=_tool_event(event))
         if isinstance(event, SentimentTagged | Escalated):
             return self._chunk({}, graft=_note(event))
+        if isinstance(event, Citations):
+            return self._chunk({}, graft=_citations(event))
         if isinstance(event, ClientToolCalls):
             calls = [{"index": i, **c.to_openai()} for i, c in enumerate(event.calls)]
             return self._chunk({"tool_calls": calls})
@@ -162,6 +169,7 @@ class CompletionBuilder:
         self.client_calls: list[dict[str, Any]] = []
         self.tool_activity: list[dict[str, Any]] = []
         self.notes: dict[str, dict[str, Any]] = {}
+        self.citations: dict[str, list[dict[str, Any]]] = {}
         self.finish_reason = "stop"
         self.usage = Usage()
         self.conversation_id: str | None = None
@@ -178,6 +186,8 @@ class CompletionBuilder:
         elif isinstance(event, SentimentTagged | Escalated):
             note = _note(event)
             self.notes[note.pop("event")] = note
+        elif isinstance(event, Citations):
+            self.citations[event.stage] = event.citations
         elif isinstance(event, ClientToolCalls):
             self.client_calls.extend(c.to_openai() for c in event.calls)
         elif isinstance(event, ErrorEvent):
@@ -201,6 +211,10 @@ class CompletionBuilder:
             "conversation_id": self.conversation_id,
         }
         extra: dict[str, Any] = dict(self.notes)
+        if "cited" in self.citations:
+            extra["citations"] = self.citations["cited"]
+        if "retrieved" in self.citations:
+            extra["retrieved"] = self.citations["retrieved"]
         if self.tool_activity:
             extra["tool_activity"] = self.tool_activity
         if extra:
