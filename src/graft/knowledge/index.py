@@ -316,6 +316,39 @@ class KnowledgeIndex:
             counts[row.collection] = counts.get(row.collection, 0) + 1
         return counts
 
+    def document(self, principal: Principal, document_id: str) -> dict[str, Any] | None:
+        """A document and its chunks in order, or None if it is missing or not readable."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(d).where(d.c.id == document_id, readable_by(principal))
+            ).first()
+            if found is None:
+                return None
+            chunks = conn.execute(
+                select(c.c.id, c.c.position, c.c.heading, c.c.page, c.c.text)
+                .where(c.c.document_id == document_id)
+                .order_by(c.c.position)
+            ).all()
+        return {
+            "id": found.id,
+            "collection": found.collection,
+            "title": found.title,
+            "source": found.source,
+            "media_type": found.media_type,
+            "modified_at": found.modified_at.isoformat() if found.modified_at else None,
+            "ingested_at": found.ingested_at.isoformat(),
+            "chunks": [
+                {
+                    "id": row.id,
+                    "position": row.position,
+                    "heading": row.heading,
+                    "page": row.page,
+                    "text": row.text,
+                }
+                for row in chunks
+            ],
+        }
+
     def search(
         self,
         principal: Principal,

@@ -30,11 +30,18 @@ from graft.tools.base import ToolDef, ToolOutput
 if TYPE_CHECKING:
     from graft.context import Context
 
-__all__ = ["KnowledgeToolset", "format_hits", "retrieve_for_turn"]
+__all__ = ["KnowledgeToolset", "format_hits", "retrieve_for_turn", "source_link"]
 
 _RESULTS: Final = 6
 _TURNS_REMEMBERED: Final = 1024
 _EXCERPT_CHARS: Final = 1200
+
+
+def source_link(hit: Hit) -> str:
+    """Where a citation opens: the page for a URL, else graft's view of the passage."""
+    if hit.source.startswith(("http://", "https://")):
+        return hit.source
+    return f"/v1/knowledge/documents/{hit.document_id}#chunk-{hit.chunk_id}"
 
 
 def format_hits(hits: list[Hit], *, start: int = 1) -> ToolOutput:
@@ -51,6 +58,8 @@ def format_hits(hits: list[Hit], *, start: int = 1) -> ToolOutput:
             {
                 "n": number,
                 "document_id": hit.document_id,
+                "chunk_id": hit.chunk_id,
+                "link": source_link(hit),
                 "collection": hit.collection,
                 "title": hit.title,
                 "source": hit.source,

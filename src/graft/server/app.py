@@ -27,6 +27,7 @@ from graft.server import (
     chat,
     conversations,
     keys,
+    knowledge,
     oidc,
     privacy,
     sentiment,
@@ -84,6 +85,7 @@ def create_app(graft: Graft) -> FastAPI:
     app.include_router(privacy.router)
     app.include_router(approvals.router)
     app.include_router(sentiment.router)
+    app.include_router(knowledge.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
