@@ -13,15 +13,44 @@ read: both are for checking who sees what before an assistant does.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import anyio.to_thread
 import click
 
 from graft.cli_common import async_command, opened_store, settings_of
+from graft.config import Settings
 from graft.runtime import Graft
 
+if TYPE_CHECKING:
+    from graft.knowledge.index import KnowledgeIndex
+    from graft.store import Store
+
+
+class IndexIn(NamedTuple):
+    """An opened store and the document index in it."""
+
+    store: Store
+    knowledge: KnowledgeIndex
+
+
 __all__ = ["ingest", "knowledge"]
+
+
+@contextlib.asynccontextmanager
+async def _opened_index(settings: Settings, *, if_memory: str) -> AsyncIterator[IndexIn]:
+    """The store the settings point at and the document index in it, started."""
+    from graft.knowledge.index import KnowledgeIndex
+
+    async with opened_store(settings, if_memory=if_memory) as store:
+        engine = getattr(store, "engine", None)
+        assert engine is not None  # every store but memory:// is an SQL store
+        index = KnowledgeIndex(engine)
+        await anyio.to_thread.run_sync(index.start)
+        yield IndexIn(store, index)
 
 
 def _names(text: str | None) -> frozenset[str]:
@@ -46,7 +75,7 @@ async def ingest(
 ) -> None:
     """Ingest files, folders and URLs into a document collection."""
     from graft.embeddings import embedder_for
-    from graft.knowledge.index import KnowledgeIndex, Readers
+    from graft.knowledge.index import Readers
     from graft.knowledge.ingest import Ingestion, expand
     from graft.netguard import audit_blocked
 
@@ -58,11 +87,10 @@ async def ingest(
         groups=_names(groups),
         everyone=not (groups or users),
     )
-    async with opened_store(settings, if_memory="the documents would be lost") as store:
-        engine = getattr(store, "engine", None)
-        assert engine is not None
-        index = KnowledgeIndex(engine)
-        await anyio.to_thread.run_sync(index.start)
+    async with _opened_index(settings, if_memory="the documents would be lost") as (
+        store,
+        index,
+    ):
         run = Ingestion(
             index,
             embedder_for(settings, store=store),
@@ -102,15 +130,10 @@ async def knowledge_search(
 ) -> None:
     """Search the documents a user may read."""
     from graft.embeddings import embedder_for
-    from graft.knowledge.index import KnowledgeIndex
 
     settings = settings_of(ctx)
     principal = Graft(settings, entry_points=False).principal_for(user)
-    async with opened_store(settings, if_memory="there are no documents") as store:
-        engine = getattr(store, "engine", None)
-        assert engine is not None
-        index = KnowledgeIndex(engine)
-        await anyio.to_thread.run_sync(index.start)
+    async with _opened_index(settings, if_memory="there are no documents") as (store, index):
         vector = await embedder_for(settings, store=store).embed_query(query)
         hits = await anyio.to_thread.run_sync(
             lambda: index.search(
@@ -131,15 +154,9 @@ async def knowledge_search(
 @async_command
 async def knowledge_collections(ctx: click.Context, user: str | None) -> None:
     """List the collections, with the documents a user may read in each."""
-    from graft.knowledge.index import KnowledgeIndex
-
     settings = settings_of(ctx)
     principal = Graft(settings, entry_points=False).principal_for(user)
-    async with opened_store(settings, if_memory="there are no documents") as store:
-        engine = getattr(store, "engine", None)
-        assert engine is not None
-        index = KnowledgeIndex(engine)
-        await anyio.to_thread.run_sync(index.start)
+    async with _opened_index(settings, if_memory="there are no documents") as (_, index):
         counts = await anyio.to_thread.run_sync(index.collections, principal)
     if not counts:
         click.echo("no collection holds a document this user may read")
