@@ -1,4 +1,4 @@
-"""The ``graft`` command line: serve, chat, ask, tools, plugins, users, keys, audit.
+"""The ``graft`` command line: serve, chat, ask, tools, plugins, assistants, users, keys, audit.
 
 Every command builds one ``Graft`` from the settings and runs the same turn path as the
 server, in-process. Domain errors become a one-line message and exit code 1; nothing prints
@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from graft.cli_assistants import assistants
 from graft.cli_audit import audit
 from graft.cli_common import async_command, settings_of
 from graft.cli_identity import keys, users
@@ -243,7 +244,7 @@ async def chat(
 ) -> None:
     """Chat in the terminal. /new starts a new conversation, /exit or Ctrl-D leaves."""
     async with Graft(settings_of(ctx)) as graft:
-        graft.assistant(assistant)
+        await graft.resolve_assistant(assistant, graft.principal_for(user))
         click.secho(f"graft chat with {assistant!r}. /new, /exit, Ctrl-D.", dim=True, err=True)
         while True:
             try:
@@ -361,6 +362,7 @@ def check(ctx: click.Context) -> None:
     click.echo(f"ok: {', '.join(graft.settings.assistant_names())}")
 
 
+cli.add_command(assistants)
 cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(audit)

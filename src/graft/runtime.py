@@ -3,7 +3,8 @@
 Every entry point of a process shares it: the server and the CLI build one ``Graft`` from
 the settings, ``start()`` it (migrations, configuration checks) and call ``run_turn``.
 Models are created on first use and cached by id, so connection pools and the embedded
-model are loaded once.
+model are loaded once. Assistants come from the settings and, per tenant, from the store
+(``graft.assistants``): ``resolve_assistant`` finds either for a principal.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 
 from graft.approvals import Approvals
+from graft.assistants import AssistantCatalog
 from graft.config import AssistantSettings, Settings, load_settings, split_model_id
 from graft.context import Context, Principal
 from graft.crypto import KeySource
@@ -67,6 +69,8 @@ class Graft:
         """Turns that answered and are still being stored; readers wait for them."""
         self._models: dict[str, Model] = dict(models or {})
         self._preset_models = set(self._models)
+        self.catalog = AssistantCatalog(self)
+        """The configured assistants and the tenants' stored ones."""
 
     async def start(self) -> None:
         """Check the configuration and open the store (running migrations)."""
@@ -101,15 +105,25 @@ class Graft:
     def check(self) -> None:
         """Raise ``ConfigError`` if an assistant names an unknown provider or middleware."""
         for name in self.settings.assistant_names():
-            assistant = self.assistant(name)
-            model_id = assistant.model or self.settings.model
+            self.check_assistant(name, self.assistant(name))
+
+    def check_assistant(self, name: str, assistant: AssistantSettings) -> None:
+        """Raise ``ConfigError`` (``param``: the field) if its provider or middleware is unknown."""
+        model_id = assistant.model or self.settings.model
+        try:
             prefix, _ = split_model_id(model_id)
-            if model_id not in self._models and self._factory(prefix) is None:
-                raise ConfigError(
-                    f"assistant {name!r}: no model provider {prefix!r}; known: "
-                    f"{', '.join(sorted({*self.registry.models, *self.settings.providers}))}"
-                )
+        except ValueError as exc:
+            raise ConfigError(f"assistant {name!r}: {exc}", param="model") from None
+        if model_id not in self._models and self._factory(prefix) is None:
+            raise ConfigError(
+                f"assistant {name!r}: no model provider {prefix!r}; known: "
+                f"{', '.join(sorted({*self.registry.models, *self.settings.providers}))}",
+                param="model",
+            )
+        try:
             self.middleware(assistant.middleware)
+        except ConfigError as exc:
+            raise ConfigError(f"assistant {name!r}: {exc.message}", param="middleware") from None
 
     def problems(self) -> list[str]:
         """What would make an assistant fail on its first request (a missing key, say).
@@ -130,8 +144,20 @@ class Graft:
                 )
         return found
 
+    async def resolve_assistant(self, name: str, principal: Principal) -> AssistantSettings:
+        """The assistant ``name`` for ``principal``: configured, or stored for their tenant.
+
+        A configured name never reaches the store; a stored one is cached a few seconds
+        (``graft.assistants``). ``UnknownAssistant`` if neither has it.
+        """
+        return await self.catalog.resolve(name, principal)
+
     def assistant(self, name: str) -> AssistantSettings:
-        """The assistant called ``name``, or ``UnknownAssistant``."""
+        """The configured assistant called ``name``, or ``UnknownAssistant``.
+
+        Only the settings' assistants: requests use ``resolve_assistant``, which knows the
+        tenants' stored ones too.
+        """
         found = self.settings.assistant(name)
         if found is None:
             raise UnknownAssistant(

@@ -67,7 +67,7 @@ async def run_turn(
     graft: Graft, request: TurnRequest, principal: Principal
 ) -> AsyncGenerator[Event, None]:
     """Run one turn for ``principal``, yielding events from ``TurnStarted`` to ``TurnDone``."""
-    assistant = graft.assistant(request.assistant)
+    assistant = await graft.resolve_assistant(request.assistant, principal)
     try:
         authorize_assistant(principal, request.assistant, assistant)
     except PermissionDenied as exc:

@@ -34,9 +34,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 from sqlalchemy import (
     Engine,
     and_,
@@ -56,6 +55,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from graft.context import Principal
+
+if TYPE_CHECKING:  # numpy loads with the first document, not with every graft process
+    import numpy as np
 from graft.messages import new_id
 from graft.policy import ADMIN_ROLE
 from graft.store.schema import t_knowledge_chunks, t_knowledge_documents, t_knowledge_readers
@@ -218,6 +220,8 @@ class KnowledgeIndex:
         self, document: DocumentRow, chunks: Sequence[ChunkRow], embeddings: np.ndarray | None
     ) -> str:
         """Store ``document`` and its chunks, replacing an earlier version of the same source."""
+        import numpy as np
+
         if embeddings is not None and len(embeddings) != len(chunks):
             raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
         readers = document.readers
@@ -434,6 +438,8 @@ class KnowledgeIndex:
         return [row[0] for row in rows]
 
     def _meaning(self, conn: Connection, vector: np.ndarray, allowed: Any) -> list[int]:
+        import numpy as np
+
         rows = conn.execute(
             select(c.c.id, c.c.embedding)
             .join(d, d.c.id == c.c.document_id)

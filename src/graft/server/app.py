@@ -24,6 +24,7 @@ from graft.secrets import install_secret_masking
 from graft.server import (
     admin,
     approvals,
+    assistants,
     chat,
     conversations,
     keys,
@@ -77,6 +78,7 @@ def create_app(graft: Graft) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(chat.router)
+    app.include_router(assistants.router)
     app.include_router(conversations.router)
     app.include_router(keys.router)
     app.include_router(sessions.router)

@@ -16,9 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from graft.errors import PermissionDenied
 from graft.events import NOTES, ErrorEvent, Event, TurnDone, TurnStarted
-from graft.policy import authorize_assistant
 from graft.server.body import json_body, parse_json_body
 from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, principal_of
 from graft.server.encode import ChunkEncoder, CompletionBuilder
@@ -142,22 +140,20 @@ async def _sse(
 
 @router.get("/models", summary="List the assistants (OpenAI-compatible)")
 async def list_models(graft: CurrentGraft, principal: CurrentPrincipal) -> dict[str, object]:
-    """Every assistant this principal may use, in the OpenAI ``model`` list shape."""
-    data = []
-    for name in graft.settings.assistant_names():
-        assistant = graft.assistant(name)
-        try:
-            authorize_assistant(principal, name, assistant)
-        except PermissionDenied:
-            continue
-        data.append(
-            {
-                "id": name,
-                "object": "model",
-                "created": 0,
-                "owned_by": "graft",
-                "description": assistant.description,
-                "graft_model": assistant.model or graft.settings.model,
-            }
-        )
+    """Every assistant this principal may use, in the OpenAI ``model`` list shape.
+
+    The configured assistants, then those stored for the principal's tenant
+    (``graft.assistants``), whose ``created`` is when they were first stored.
+    """
+    data = [
+        {
+            "id": entry.name,
+            "object": "model",
+            "created": int(entry.created_at.timestamp()) if entry.created_at else 0,
+            "owned_by": "graft",
+            "description": entry.settings.description,
+            "graft_model": entry.settings.model or graft.settings.model,
+        }
+        for entry in await graft.catalog.entries(principal)
+    ]
     return {"object": "list", "data": data}

@@ -24,6 +24,9 @@ Each turn's user message may carry a sentiment tag (``tag_sentiment``), stored w
 conversation's tenant, user and assistant and deleted with it; ``get_conversation`` shows it
 on the message, and ``sentiment_report`` counts tags over time within one tenant
 (``graft.store.sentiments``).
+
+Assistants that builders create at run time (``graft.assistants``) are kept per tenant and
+name, as a JSON object of ``AssistantSettings`` fields (``graft.store.assistants``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ __all__ = [
     "SentimentBucket",
     "SentimentPoint",
     "SentimentTag",
+    "StoredAssistant",
     "StoredKey",
     "Store",
     "StoredMessage",
@@ -204,6 +208,20 @@ class StoredKey:
     info: ApiKeyInfo
     sha256: str
     user: User
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAssistant:
+    """An assistant created at run time, as stored: its definition and who made it when."""
+
+    tenant: str
+    name: str
+    definition: dict[str, Any]
+    """``AssistantSettings`` fields as JSON values, only those its builder set."""
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    """When it was last created or replaced (``created_*`` stay those of the first time)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +460,28 @@ class Store(Protocol):
         For admins. ``title`` is always ``""``: a title is the first user message, which is
         content, not metadata. ``message_count`` is set.
         """
+        ...
+
+    async def put_assistant(
+        self, tenant: str, name: str, definition: dict[str, Any], actor: str
+    ) -> None:
+        """Create the tenant's assistant ``name``, or replace its definition.
+
+        ``actor`` is who creates it (kept as ``created_by`` when it is replaced). The caller
+        validates ``definition`` (``graft.assistants``); the store keeps any JSON object.
+        """
+        ...
+
+    async def get_assistant(self, tenant: str, name: str) -> dict[str, Any] | None:
+        """The definition of the tenant's assistant ``name``; ``None`` if it has none."""
+        ...
+
+    async def list_assistants(self, tenant: str) -> list[StoredAssistant]:
+        """The tenant's stored assistants, by name."""
+        ...
+
+    async def delete_assistant(self, tenant: str, name: str) -> bool:
+        """Delete the tenant's assistant ``name``; whether there was one."""
         ...
 
 

@@ -21,7 +21,9 @@ meanwhile (a title set by a turn) is left to that turn's own write.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Column, Table, bindparam, func, select, update
@@ -201,6 +203,43 @@ def reencrypt_batch(
         if params:
             conn.execute(_update(spec, column), params)
     return Batch(len(rows), rows[-1][0] if rows else after, counts)
+
+
+WriteBatch = Callable[[Callable[[Connection], Batch]], Awaitable[Batch]]
+"""Runs one batch in a write transaction of the store (off the event loop)."""
+
+
+async def reencrypt_tables(
+    write: WriteBatch,
+    keys: DataKeys,
+    *,
+    batch_size: int,
+    progress: Callable[[int], None] | None,
+    secure_delete: bool,
+) -> dict[str, ColumnCounts]:
+    """Every table of ``ENCRYPTED_TABLES``, a batch of rows per write transaction."""
+    found: dict[str, ColumnCounts] = {}
+    for spec in ENCRYPTED_TABLES:
+        after = None
+        while True:
+            batch = await write(
+                partial(
+                    reencrypt_batch,
+                    spec=spec,
+                    keys=keys,
+                    after=after,
+                    limit=batch_size,
+                    secure_delete=secure_delete,  # old values leave the file's pages
+                )
+            )
+            for counts in batch.counts:
+                found.setdefault(counts.column, ColumnCounts(counts.column)).add(counts)
+            if progress is not None:
+                progress(batch.rows)
+            if batch.rows < batch_size:
+                break
+            after = batch.last
+    return found
 
 
 def _update(spec: EncryptedTable, column: str) -> Any:

@@ -24,13 +24,14 @@ from graft.audit import GENESIS_HASH, AuditEvent, AuditRecord, seal
 from graft.context import Principal
 from graft.errors import Conflict, ConversationNotFound, NotFound
 from graft.messages import Message, ToolCall, Usage, new_id
-from graft.store import privacy, sentiments
+from graft.store import assistants, privacy, sentiments
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
     SentimentBucket,
     SentimentPoint,
     SentimentTag,
+    StoredAssistant,
     StoredKey,
     StoredMessage,
     StoredSession,
@@ -87,6 +88,8 @@ class MemoryStore:
         """The audit log, oldest first (records are frozen: shared safely)."""
         self._sentiments: dict[str, _Tagged] = {}
         """Turn id to its sentiment tag (frozen: shared safely)."""
+        self._assistants: dict[tuple[str, str], StoredAssistant] = {}
+        """(tenant, name) to the stored assistant, its definition as encoded JSON would be."""
 
     async def start(self) -> None:
         """Nothing to open or migrate."""
@@ -504,6 +507,44 @@ class MemoryStore:
             for c in found[offset : offset + limit]
         ]
 
+    # --- stored assistants --------------------------------------------------------------
+
+    async def put_assistant(
+        self, tenant: str, name: str, definition: dict[str, Any], actor: str
+    ) -> None:
+        """Create or replace the tenant's assistant ``name``."""
+        await anyio.lowlevel.checkpoint()
+        now = datetime.now(UTC)
+        old = self._assistants.get((tenant, name))
+        self._assistants[tenant, name] = StoredAssistant(
+            tenant,
+            name,
+            _copy_definition(definition),
+            old.created_by if old else actor,
+            old.created_at if old else now,
+            now,
+        )
+
+    async def get_assistant(self, tenant: str, name: str) -> dict[str, Any] | None:
+        """The definition of the tenant's assistant ``name``, or ``None``."""
+        await anyio.lowlevel.checkpoint()
+        found = self._assistants.get((tenant, name))
+        return None if found is None else _copy_definition(found.definition)
+
+    async def list_assistants(self, tenant: str) -> list[StoredAssistant]:
+        """The tenant's stored assistants, by name."""
+        await anyio.lowlevel.checkpoint()
+        return [
+            dataclasses.replace(found, definition=_copy_definition(found.definition))
+            for (owner, _), found in sorted(self._assistants.items())
+            if owner == tenant
+        ]
+
+    async def delete_assistant(self, tenant: str, name: str) -> bool:
+        """Delete the tenant's assistant ``name``; whether there was one."""
+        await anyio.lowlevel.checkpoint()
+        return self._assistants.pop((tenant, name), None) is not None
+
     def _delete(self, conversation_ids: list[str]) -> int:
         for cid in conversation_ids:
             for turn_id in self._conversations.pop(cid).turns:
@@ -544,3 +585,8 @@ def _copy_turn(turn: TurnInfo) -> TurnInfo:
         usage=Usage(turn.usage.prompt_tokens, turn.usage.completion_tokens),
         tool_runs=[dataclasses.replace(run) for run in turn.tool_runs],
     )
+
+
+def _copy_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """A copy through JSON, as the column keeps it: what it cannot hold fails here too."""
+    return assistants.decode(assistants.encode(definition))

@@ -8,10 +8,11 @@ the session token, the user and the key that signed in, when it expires; ``graft
 One for the sentiment of each turn's user message (``graft.store.sentiments``), deleted with
 its turn and conversation, and carrying the conversation's tenant, user and assistant so
 that reports need no join. One for the audit log (``graft.audit``): an append-only,
-hash-chained record of who did what, numbered by ``seq``. Timestamps are timezone-aware UTC
-on every backend; row ids are 64-bit where the database has them. Schema changes go through
-Alembic migrations (``graft/store/migrations``), which are checked against these definitions
-by the tests.
+hash-chained record of who did what, numbered by ``seq``. One for the assistants builders
+create at run time (``graft.assistants``): a definition per tenant and name. Timestamps are
+timezone-aware UTC on every backend; row ids are 64-bit where the database has them. Schema
+changes go through Alembic migrations (``graft/store/migrations``), which are checked against
+these definitions by the tests.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata",
     "t_api_keys",
+    "t_assistants",
     "t_audit_log",
     "t_conversations",
     "t_knowledge_chunks",
@@ -246,6 +248,20 @@ t_audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Index(None, "tenant", "seq"),
+)
+
+t_assistants = Table(
+    "assistants",
+    metadata,
+    # The key is the tenant and the name: each tenant has its own name space.
+    Column("tenant", String(255), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    # A JSON object of graft.config.AssistantSettings fields, as the builder set them. Plain
+    # text, like the settings file it extends: configuration, not anyone's conversation.
+    Column("definition", Text(), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("updated_at", _UTCDateTime(), nullable=False),
 )
 
 

@@ -2,11 +2,11 @@
 
 One class, ``SQLStore``, implements the ``Store`` protocol with SQLAlchemy Core (``Table``
 objects, no ORM: a turn is a handful of plain statements, built once in
-``graft.store.conversations``; users, keys, sessions, sentiments, the audit log and privacy
-have modules of their own, and this class runs their functions in its transactions). The
-engine is synchronous and no database call runs on the event loop's thread. Each protocol
-call is one transaction (or, for SQLite writes that queued up together, one savepoint of a
-shared transaction, with the same outcome: see below).
+``graft.store.conversations``; users, keys, sessions, sentiments, assistants, the audit log
+and privacy have modules of their own, and this class runs their functions in its
+transactions). The engine is synchronous and no database call runs on the event loop's
+thread. Each protocol call is one transaction (or, for SQLite writes that queued up
+together, one savepoint of a shared transaction, with the same outcome: see below).
 
 SQLite is the embedded default: WAL journal, ``synchronous=NORMAL``, foreign keys on and a
 busy timeout, set on every new connection. pysqlite's own transaction handling is turned off
@@ -72,13 +72,14 @@ from graft.context import Principal
 from graft.crypto import DataKeys, KeySource
 from graft.errors import ConfigError, NotFound
 from graft.messages import Message, Usage, new_id
-from graft.store import audit_sql, privacy, sentiments, sessions, users
+from graft.store import assistants, audit_sql, privacy, sentiments, sessions, users
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
     SentimentBucket,
     SentimentPoint,
     SentimentTag,
+    StoredAssistant,
     StoredKey,
     StoredMessage,
     StoredSession,
@@ -120,11 +121,10 @@ from graft.store.conversations import (
 from graft.store.encrypted import (
     CONVERSATIONS,
     ENCRYPTED_TABLES,
-    ColumnCounts,
     Reencrypted,
     compact_sqlite,
     count_values,
-    reencrypt_batch,
+    reencrypt_tables,
     seal,
 )
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
@@ -650,6 +650,28 @@ class SQLStore:
             partial(privacy.list_tenant_conversations, tenant=tenant, limit=limit, offset=offset)
         )
 
+    # --- stored assistants (graft.store.assistants does the SQL) ----------------------------
+
+    async def put_assistant(
+        self, tenant: str, name: str, definition: dict[str, Any], actor: str
+    ) -> None:
+        """Create or replace the tenant's assistant ``name``."""
+        text = assistants.encode(definition)  # a long prompt is written off the event loop
+        work = partial(assistants.put_assistant, tenant=tenant, name=name, text=text, actor=actor)
+        await self._write(work, size=len(text))
+
+    async def get_assistant(self, tenant: str, name: str) -> dict[str, Any] | None:
+        """The definition of the tenant's assistant ``name``, or ``None``."""
+        return await self._read(partial(assistants.get_assistant, tenant=tenant, name=name))
+
+    async def list_assistants(self, tenant: str) -> list[StoredAssistant]:
+        """The tenant's stored assistants, by name."""
+        return await self._read(partial(assistants.list_assistants, tenant=tenant))
+
+    async def delete_assistant(self, tenant: str, name: str) -> bool:
+        """Delete the tenant's assistant ``name``; whether there was one."""
+        return await self._write(partial(assistants.delete_assistant, tenant=tenant, name=name))
+
     async def _delete_batches(
         self, find: Callable[..., list[str]], remove: Callable[..., int]
     ) -> int:
@@ -696,28 +718,13 @@ class SQLStore:
         keys = self._keys
         if keys is None or not keys.encrypting:
             raise ConfigError("encryption at rest is off: there is no data key to encrypt with")
-        found: dict[str, ColumnCounts] = {}
-        for spec in ENCRYPTED_TABLES:
-            after = None
-            while True:
-                batch = await self._write(
-                    partial(
-                        reencrypt_batch,
-                        spec=spec,
-                        keys=keys,
-                        after=after,
-                        limit=batch_size,
-                        secure_delete=self._sqlite,  # old values leave the file's pages
-                    ),
-                    size=INLINE_MAX_BYTES + 1,  # in the writer's thread, off the event loop
-                )
-                for counts in batch.counts:
-                    found.setdefault(counts.column, ColumnCounts(counts.column)).add(counts)
-                if progress is not None:
-                    progress(batch.rows)
-                if batch.rows < batch_size:
-                    break
-                after = batch.last
+        found = await reencrypt_tables(
+            partial(self._write, size=INLINE_MAX_BYTES + 1),  # the writer's thread
+            keys,
+            batch_size=batch_size,
+            progress=progress,
+            secure_delete=self._sqlite,
+        )
         scrubbed = None
         if self._sqlite and not self._memory:
             scrubbed = await anyio.to_thread.run_sync(compact_sqlite, self._engine)
