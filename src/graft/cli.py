@@ -30,6 +30,7 @@ from graft.context import Principal
 from graft.errors import ConfigError, GraftError
 from graft.events import (
     ApprovalRequired,
+    Citations,
     ClientToolCalls,
     ErrorEvent,
     Escalated,
@@ -176,6 +177,8 @@ def _record(result: dict[str, Any], event: Event) -> None:
             result["sentiment"]["emotion"] = event.emotion
     elif isinstance(event, Escalated):
         result["escalation"] = {"reason": event.reason}
+    elif isinstance(event, Citations) and event.stage == "cited":
+        result["citations"] = event.citations
     elif isinstance(event, ClientToolCalls):
         result["client_tool_calls"] = [c.to_openai() for c in event.calls]
     elif isinstance(event, ErrorEvent):
@@ -199,6 +202,11 @@ def _show(event: Event) -> None:
         click.secho(f"(you: {event.label} {event.score:.2f}{emotion})", dim=True, err=True)
     elif isinstance(event, Escalated):
         click.secho(f"(escalation: {event.reason})", fg="yellow", err=True)
+    elif isinstance(event, Citations) and event.stage == "cited":
+        click.echo("\n\nSources:")
+        for cited in event.citations:
+            where = " · ".join(str(x) for x in (cited.get("section"), cited.get("page")) if x)
+            click.echo(f"  [{cited['n']}] {cited.get('title')} ({where}) {cited.get('link')}")
     elif isinstance(event, ErrorEvent):
         click.secho(f"\nerror: {event.message}", fg="red", err=True)
 

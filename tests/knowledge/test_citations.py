@@ -93,3 +93,27 @@ async def test_always_retrieve_gives_the_model_passages_and_checks_its_citations
     system = model.requests[0].messages[0].content or ""
     assert "Passages for this question" in system and "ten days a year" in system
     assert 'trust="untrusted"' in system
+
+
+def test_graft_ask_lists_the_cited_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    from graft.cli import _record, _show
+
+    cited = Citations(
+        [
+            {
+                "n": 1,
+                "title": "Leave",
+                "section": "Sick leave",
+                "page": 2,
+                "link": "/v1/knowledge/documents/doc_1#chunk-4",
+            }
+        ],
+        "cited",
+    )
+    result: dict[str, object] = {}
+    _record(result, cited)
+    _show(cited)
+    assert result["citations"] == cited.citations
+    out = capsys.readouterr().out
+    assert "Sources:" in out
+    assert "[1] Leave (Sick leave · 2) /v1/knowledge/documents/doc_1#chunk-4" in out
