@@ -153,3 +153,17 @@ def test_changes_are_in_the_audit_log(home: Path) -> None:
         ("assistant.delete", "helper"),
     ]
     assert all(r.actor.startswith("cli:") for r in records)
+
+
+def test_graft_tools_lists_and_calls_through_a_stored_assistant() -> None:
+    created = invoke(
+        "assistants", "create", "calc", "--prompt", "Compute.", "--tools", "calculator"
+    )
+    assert created.exit_code == 0, created.output
+    listed = invoke("tools", "list", "-a", "calc")
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["calculator"]
+    called = invoke("tools", "call", "calculator", '{"expression": "6*7"}', "-a", "calc")
+    assert called.exit_code == 0 and json.loads(called.stdout)["result"] == 42
+    unknown = invoke("tools", "list", "-a", "nobody")
+    assert unknown.exit_code != 0 and "nobody" in unknown.output

@@ -291,8 +291,8 @@ def tools() -> None:
 @async_command
 async def tools_list(ctx: click.Context, assistant: str, user: str | None, as_json: bool) -> None:
     """List the tools an assistant may call."""
-    graft = Graft(settings_of(ctx))
-    box = await graft.toolbox(graft.context(graft.principal_for(user), assistant))
+    async with Graft(settings_of(ctx)) as graft:  # started: the assistant may be stored
+        box = await graft.toolbox(await graft.open_context(graft.principal_for(user), assistant))
     owners = {name: toolset.name for name, toolset in box.owners.items()}
     if as_json:
         click.echo(
@@ -319,14 +319,11 @@ async def tools_call(
     ctx: click.Context, name: str, arguments: str, assistant: str, user: str | None
 ) -> None:
     """Call tool NAME with JSON ARGUMENTS through the same policy path a model call takes."""
-    graft = Graft(settings_of(ctx))
-    context = graft.context(graft.principal_for(user), assistant)
-    box = await graft.toolbox(context)
-    await graft.store.start()  # the call is recorded in the audit log
-    try:
+    # Started: the assistant may be stored, and the call is recorded in the audit log.
+    async with Graft(settings_of(ctx)) as graft:
+        context = await graft.open_context(graft.principal_for(user), assistant)
+        box = await graft.toolbox(context)
         result = await box.call(name, arguments, context)
-    finally:
-        await graft.store.close()
     click.echo(result)
 
 

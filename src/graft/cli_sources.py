@@ -195,7 +195,7 @@ _ASSISTANT = click.option("-a", "--assistant", default="default", show_default=T
 async def sources_tables(ctx: click.Context, name: str, user: str | None, assistant: str) -> None:
     """List the tables of NAME that a user may read."""
     async with _graft_for(ctx) as graft:
-        context = graft.context(graft.principal_for(user), assistant)
+        context = await graft.open_context(graft.principal_for(user), assistant)
         click.echo(await _toolset(graft).list_tables(name, context))
 
 
@@ -211,7 +211,7 @@ async def sources_describe(
 ) -> None:
     """Describe TABLE of NAME as a user may see it."""
     async with _graft_for(ctx) as graft:
-        context = graft.context(graft.principal_for(user), assistant)
+        context = await graft.open_context(graft.principal_for(user), assistant)
         click.echo(await _toolset(graft).describe_table(name, table, context))
 
 
@@ -229,7 +229,7 @@ def sources_query(
 
     async def query() -> Any:
         async with _graft_for(ctx) as graft:
-            context = graft.context(graft.principal_for(user), assistant)
+            context = await graft.open_context(graft.principal_for(user), assistant)
             return await _toolset(graft).run_query(name, sql, context)
 
     try:

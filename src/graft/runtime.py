@@ -229,15 +229,30 @@ class Graft:
         roles = auth.default_roles if user == auth.default_user else []
         return Principal(user, frozenset(roles))
 
-    def context(self, principal: Principal, assistant: str) -> Context:
-        """A context outside a turn (``graft tools call``)."""
+    def context(
+        self, principal: Principal, assistant: str, settings: AssistantSettings | None = None
+    ) -> Context:
+        """A context outside a turn (``graft tools call``), for a configured assistant.
+
+        ``settings`` gives the assistant's settings when they come from elsewhere (a stored
+        assistant: ``open_context``).
+        """
         return Context(
             principal,
             self.settings,
             assistant,
-            self.assistant(assistant),
+            settings if settings is not None else self.assistant(assistant),
             store=self.store,
             get_model=self.get_model,
+        )
+
+    async def open_context(self, principal: Principal, assistant: str) -> Context:
+        """A context outside a turn for any assistant ``principal`` may reach, stored ones too.
+
+        The store must be started when ``assistant`` is not one of the settings'.
+        """
+        return self.context(
+            principal, assistant, await self.resolve_assistant(assistant, principal)
         )
 
     async def toolbox(self, ctx: Context) -> ToolBox:
