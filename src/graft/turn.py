@@ -31,7 +31,7 @@ from graft.config import AssistantSettings
 from graft.context import Context, Principal
 from graft.errors import InvalidRequest, NotFound, PermissionDenied
 from graft.events import ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
-from graft.knowledge.citations import CitationGuard, PassThrough
+from graft.knowledge.citations import CitationGuard
 from graft.links import LinkGuard
 from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output, apply_store
@@ -117,7 +117,8 @@ async def run_turn(
         system = Message("system", f"{assistant.system_prompt}\n\n{UNTRUSTED_NOTICE}")
         messages = await apply_input(middleware, [system, *history, *request.messages], ctx)
         # Documents (graft.knowledge): [n] markers must name passages this turn retrieved.
-        cite, messages, retrieved = await _knowledge(graft, assistant, ctx, messages)
+        links = LinkGuard(graft.settings.link_hosts)
+        guard, messages = await _knowledge(graft, assistant, ctx, messages, links)
         # Many tools: the model sees those that fit this turn best (graft.tools.select).
         offered = await narrow_toolbox(
             toolbox,
@@ -136,8 +137,7 @@ async def run_turn(
             stream=request.stream,
             approvals=graft.approvals,
         )
-        # The guards are plain calls per event, not more generators in the chain.
-        guard = _Shown(LinkGuard(graft.settings.link_hosts), cite, retrieved)
+        # The guard is a plain call per event, not one more generator in the chain.
         async for produced in apply_output(middleware, run.events(), ctx):
             for event in guard.guard(produced):
                 visible.add(event)
@@ -184,18 +184,27 @@ async def run_turn(
 
 
 async def _knowledge(
-    graft: Graft, assistant: AssistantSettings, ctx: Context, messages: list[Message]
-) -> tuple[CitationGuard | PassThrough, list[Message], list[Event]]:
-    """The citation guard of an assistant with collections, and automatic retrieval."""
+    graft: Graft,
+    assistant: AssistantSettings,
+    ctx: Context,
+    messages: list[Message],
+    links: LinkGuard,
+) -> tuple[LinkGuard | _Shown, list[Message]]:
+    """The guard of the turn's events, and its messages after automatic retrieval.
+
+    An assistant without collections keeps the link guard alone: one plain call per event
+    on the hot path, no generator.
+    """
     if not assistant.collections:
-        return PassThrough(), messages, []
+        return links, messages
     cite = CitationGuard()
     if assistant.retrieval != "always":
-        return cite, messages, []
+        return _Shown(links, cite, []), messages
     from graft.knowledge.toolset import retrieve_for_turn
 
     messages, retrieved = await retrieve_for_turn(graft.tools.toolsets, ctx, messages)
-    return cite, messages, [] if retrieved is None else list(cite.guard(retrieved))
+    first = [] if retrieved is None else list(cite.guard(retrieved))
+    return _Shown(links, cite, first), messages
 
 
 class _Shown:
@@ -204,9 +213,7 @@ class _Shown:
     Events of the turn's own (automatic retrieval's passages) go out before the first.
     """
 
-    def __init__(
-        self, links: LinkGuard, cite: CitationGuard | PassThrough, first: list[Event]
-    ) -> None:
+    def __init__(self, links: LinkGuard, cite: CitationGuard, first: list[Event]) -> None:
         self.links = links
         self.cite = cite
         self.first = first

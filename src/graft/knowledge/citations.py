@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from graft.events import Citations, Event, TextDelta, ToolResult, TurnDone
 
-__all__ = ["CitationGuard", "PassThrough"]
+__all__ = ["CitationGuard"]
 
 _MARKERS = re.compile(r"(\s?)(?<![\w\]])((?:\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+)")
 """A run of markers (``[1]``, ``[1, 2]``, ``[1][2]``) not glued to a word, and a space before."""
@@ -86,11 +86,3 @@ class CitationGuard:
         for number in kept:
             self.cited[number] = self.retrieved[number]
         return f"[{', '.join(str(n) for n in kept)}]" if kept else ""
-
-
-class PassThrough:
-    """The guard of an assistant without collections: every event as it is."""
-
-    def guard(self, event: Event) -> tuple[Event]:
-        """``event`` alone."""
-        return (event,)
