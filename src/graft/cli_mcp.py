@@ -55,6 +55,8 @@ async def serve(
     graft = Graft(settings_of(ctx))
     await graft.store.start()  # calls are recorded in the audit log
     try:
+        # UnknownAssistant before anything is served (a stored one: the operator's tenant).
+        await graft.resolve_assistant(assistant, graft.principal_for(user))
         server = ToolServer(
             graft, assistant=assistant, user=user, allow_side_effects=allow_side_effects
         )

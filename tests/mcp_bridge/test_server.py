@@ -156,3 +156,21 @@ async def test_mcp_serve_over_http_authenticates_every_request(
         assert '"result": 42' in text(result)
     records = await audit_of(config.parent / "home", config)
     assert [(r.actor, r.target, r.outcome) for r in records][-1] == ("ann", "calculator", "ok")
+
+
+async def test_a_stored_assistant_is_served_and_an_unknown_one_refused(
+    graft_factory: Callable[..., Graft],
+) -> None:
+    graft = graft_factory()
+    principal = graft.principal_for(None)
+    await graft.store.put_assistant(
+        principal.tenant, "calc", {"system_prompt": "Compute.", "tools": ["calculator"]}, "test"
+    )
+    async with Client(ToolServer(graft, assistant="calc").server) as client:
+        listed = await client.list_tools()
+        assert [tool.name for tool in listed.tools] == ["calculator"]
+        result = await client.call_tool("calculator", {"expression": "6*7"})
+        assert "42" in result.content[0].text  # type: ignore[union-attr]
+    async with Client(ToolServer(graft, assistant="nobody").server) as client:
+        with pytest.raises(MCPError, match="'nobody' does not exist"):
+            await client.list_tools()

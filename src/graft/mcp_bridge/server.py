@@ -62,7 +62,8 @@ class ToolServer:
         user: str | None = None,
         allow_side_effects: bool = False,
     ) -> None:
-        graft.assistant(assistant)  # UnknownAssistant before anything is served
+        # The assistant is resolved at each request, for the caller's tenant (it may be a
+        # stored one); ``graft mcp serve`` checks it once before anything is served.
         self.graft = graft
         self.assistant = assistant
         self.principal = graft.principal_for(user)
@@ -76,10 +77,11 @@ class ToolServer:
             on_call_tool=self._call_tool,
         )
 
-    def _context(self, ctx: ServerRequestContext[Any]) -> Context:
+    async def _context(self, ctx: ServerRequestContext[Any]) -> Context:
         """The caller's context: over HTTP the request's principal, else the operator's.
 
-        The caller must be allowed the assistant (``PermissionDenied``), as in a turn.
+        The assistant may be one of the settings' or one stored for the caller's tenant; the
+        caller must be allowed it (``PermissionDenied``), as in a turn.
         """
         principal = self.principal
         if self._over_http:
@@ -89,14 +91,15 @@ class ToolServer:
             if not isinstance(found, Principal):
                 raise AuthenticationError("the request was not authenticated")
             principal = found
-        authorize_assistant(principal, self.assistant, self.graft.assistant(self.assistant))
-        return self.graft.context(principal, self.assistant)
+        assistant = await self.graft.resolve_assistant(self.assistant, principal)
+        authorize_assistant(principal, self.assistant, assistant)
+        return self.graft.context(principal, self.assistant, assistant)
 
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         try:
-            context = self._context(ctx)
+            context = await self._context(ctx)
         except GraftError as exc:  # the SDK would answer "Internal server error"
             raise MCPError(types.INVALID_REQUEST, exc.message) from None
         box = await self.graft.toolbox(context)
@@ -117,7 +120,7 @@ class ToolServer:
     ) -> types.CallToolResult:
         name, arguments = params.name, dict(params.arguments or {})
         try:
-            context = self._context(ctx)
+            context = await self._context(ctx)
             box = await self.graft.toolbox(context)
             definition = box.get(name)
             if definition is not None and not definition.read_only and not self.allow_side_effects:
