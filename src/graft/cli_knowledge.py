@@ -43,13 +43,11 @@ __all__ = ["ingest", "knowledge"]
 @contextlib.asynccontextmanager
 async def _opened_index(settings: Settings, *, if_memory: str) -> AsyncIterator[IndexIn]:
     """The store the settings point at and the document index in it, started."""
-    from graft.knowledge.index import KnowledgeIndex
+    from graft.knowledge.index import open_index
 
     async with opened_store(settings, if_memory=if_memory) as store:
-        engine = getattr(store, "engine", None)
-        assert engine is not None  # every store but memory:// is an SQL store
-        index = KnowledgeIndex(engine)
-        await anyio.to_thread.run_sync(index.start)
+        index = await open_index(store)
+        assert index is not None  # every store but memory:// is an SQL store
         yield IndexIn(store, index)
 
 

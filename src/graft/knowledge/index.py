@@ -35,7 +35,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from weakref import WeakKeyDictionary
 
+import anyio.to_thread
 from sqlalchemy import (
     Engine,
     and_,
@@ -55,6 +57,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from graft.context import Principal
+from graft.errors import ConfigError
 
 if TYPE_CHECKING:  # numpy loads with the first document, not with every graft process
     import numpy as np
@@ -64,6 +67,7 @@ from graft.store.schema import t_knowledge_chunks, t_knowledge_documents, t_know
 
 __all__ = [
     "RRF_K",
+    "open_index",
     "ChunkRow",
     "DocumentRow",
     "Hit",
@@ -174,18 +178,36 @@ def readable_by(principal: Principal) -> ColumnElement[bool]:
     return and_(same_tenant, or_(d.c.everyone == true(), listed))
 
 
+_OPENED: WeakKeyDictionary[Engine, KnowledgeIndex] = WeakKeyDictionary()
+
+
+async def open_index(store: object) -> KnowledgeIndex | None:
+    """The index in ``store``'s database, started once per process; None for ``memory://``."""
+    engine = getattr(store, "engine", None)
+    if not isinstance(engine, Engine):
+        return None
+    index = _OPENED.get(engine)
+    if index is None:
+        index = KnowledgeIndex(engine)
+        await anyio.to_thread.run_sync(index.start)
+        index = _OPENED.setdefault(engine, index)
+    return index
+
+
 class KnowledgeIndex:
-    """Documents and chunks in ``engine``'s database; every method is sync (run in a thread)."""
+    """Documents and chunks in ``engine``'s database; every method is sync (run in a thread).
+
+    The store runs on SQLite or PostgreSQL, and so does the index.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.fts = engine.dialect.name == "sqlite"
-        self.tsv = engine.dialect.name == "postgresql"
+        if not self.fts and engine.dialect.name != "postgresql":
+            raise ConfigError(f"documents need SQLite or PostgreSQL, not {engine.dialect.name}")
 
     def start(self) -> None:
         """Make the full-text table if it is missing, and fill it from the chunks."""
-        if not (self.fts or self.tsv):
-            return
         with self.engine.begin() as conn:
             if self.fts:
                 probe = "SELECT 1 FROM sqlite_master WHERE name = 'knowledge_fts'"
@@ -287,7 +309,7 @@ class KnowledgeIndex:
         chunk_ids = select(c.c.id).where(c.c.document_id.in_(ids))
         if self.fts:
             conn.execute(delete(_FTS).where(_FTS.c.rowid.in_(chunk_ids)))
-        elif self.tsv:
+        else:
             conn.execute(delete(_TSV).where(_TSV.c.chunk_id.in_(chunk_ids)))
         # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
         conn.execute(delete(c).where(c.c.document_id.in_(ids)))
@@ -296,7 +318,7 @@ class KnowledgeIndex:
         return len(ids)
 
     def _index_fts(self, conn: Connection, rows: Sequence[tuple[int, str]]) -> None:
-        if not rows or not (self.fts or self.tsv):
+        if not rows:
             return
         insert_sql = (
             "INSERT INTO knowledge_fts(rowid, body) VALUES (:id, :body)"
@@ -420,22 +442,16 @@ class KnowledgeIndex:
             )
             return [row[0] for row in conn.execute(ranked)]
         terms = [t.strip('"') for t in match.split(" OR ")]
-        if self.tsv:
-            # 'simple': no stemming or stop words, the same for Chinese pairs and English.
-            query_text = " | ".join(f"'{term}'" for term in terms)
-            tsquery = text("to_tsquery('simple', :q)").bindparams(q=query_text)
-            ranked = (
-                select(_TSV.c.chunk_id)
-                .where(_TSV.c.body.op("@@")(tsquery), _TSV.c.chunk_id.in_(candidates))
-                .order_by(func.ts_rank(_TSV.c.body, tsquery).desc())
-                .limit(_CANDIDATES)
-            )
-            return [row[0] for row in conn.execute(ranked)]
-        hits = [c.c.text.icontains(term, autoescape=True) for term in terms]
-        rows = conn.execute(
-            select(c.c.id).where(c.c.id.in_(candidates), or_(*hits)).limit(_CANDIDATES)
+        # 'simple': no stemming or stop words, the same for Chinese pairs and English.
+        query_text = " | ".join(f"'{term}'" for term in terms)
+        tsquery = text("to_tsquery('simple', :q)").bindparams(q=query_text)
+        ranked = (
+            select(_TSV.c.chunk_id)
+            .where(_TSV.c.body.op("@@")(tsquery), _TSV.c.chunk_id.in_(candidates))
+            .order_by(func.ts_rank(_TSV.c.body, tsquery).desc())
+            .limit(_CANDIDATES)
         )
-        return [row[0] for row in rows]
+        return [row[0] for row in conn.execute(ranked)]
 
     def _meaning(self, conn: Connection, vector: np.ndarray, allowed: Any) -> list[int]:
         import numpy as np

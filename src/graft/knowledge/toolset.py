@@ -23,7 +23,7 @@ from graft.agent import wrap_untrusted
 from graft.embeddings import Embedder, embedder_for
 from graft.errors import ConfigError, ToolError, ToolNotFound
 from graft.events import Citations
-from graft.knowledge.index import Hit, KnowledgeIndex
+from graft.knowledge.index import Hit, KnowledgeIndex, open_index
 from graft.messages import Message
 from graft.tools.base import ToolDef, ToolOutput
 
@@ -83,7 +83,6 @@ class KnowledgeToolset:
     name = "knowledge"
 
     def __init__(self) -> None:
-        self._index: KnowledgeIndex | None = None
         self._embedder: Embedder | None = None
         self._numbers: OrderedDict[str, int] = OrderedDict()
         """Per turn, the next passage number: a second search goes on from [7], not [1]."""
@@ -152,15 +151,11 @@ class KnowledgeToolset:
         )
 
     async def index(self, ctx: Context) -> KnowledgeIndex:
-        """The index in the turn's store (made and started on first use)."""
-        if self._index is None:
-            engine = getattr(ctx.store, "engine", None)
-            if engine is None:
-                raise ConfigError("document knowledge needs the SQL store (not memory://)")
-            index = KnowledgeIndex(engine)
-            await anyio.to_thread.run_sync(index.start)
-            self._index = index
-        return self._index
+        """The index in the turn's store (``graft.knowledge.index.open_index``)."""
+        index = await open_index(ctx.store)
+        if index is None:
+            raise ConfigError("document knowledge needs the SQL store (not memory://)")
+        return index
 
 
 async def retrieve_for_turn(

@@ -15,7 +15,6 @@ in-memory store holds no documents: there the lists are empty.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
-from weakref import WeakKeyDictionary
 
 import anyio.to_thread
 from fastapi import APIRouter, Path, Query
@@ -31,22 +30,12 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/knowledge", tags=["knowledge"])
 
-_INDEXES: WeakKeyDictionary[Graft, KnowledgeIndex] = WeakKeyDictionary()
-
 
 async def _index(graft: Graft) -> KnowledgeIndex | None:
     """The index in graft's store; None for the in-memory store, which holds no documents."""
-    from graft.knowledge.index import KnowledgeIndex
+    from graft.knowledge.index import open_index
 
-    index = _INDEXES.get(graft)
-    if index is None:
-        engine = getattr(graft.store, "engine", None)
-        if engine is None:
-            return None
-        index = KnowledgeIndex(engine)
-        await anyio.to_thread.run_sync(index.start)
-        _INDEXES[graft] = index
-    return index
+    return await open_index(graft.store)
 
 
 @router.get("/collections", summary="Collections and the documents the caller may read")
