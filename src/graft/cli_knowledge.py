@@ -97,9 +97,9 @@ async def ingest(
             policy=settings.network.policy(),
             on_blocked=audit_blocked(store, actor="cli", tenant=readers.tenant, service="ingest"),
         )
-        count = len(expand(targets))
-        with click.progressbar(length=count, label=f"ingesting into {collection}") as bar:
-            report = await run.run(list(targets), progress=lambda _: bar.update(1))
+        files = expand(targets)
+        with click.progressbar(length=len(files), label=f"ingesting into {collection}") as bar:
+            report = await run.run_files(files, progress=lambda _: bar.update(1))
     click.echo(
         f"{len(report.added)} added, {len(report.updated)} updated, "
         f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, "

@@ -102,8 +102,15 @@ class Ingestion:
         self, targets: Sequence[str], progress: Callable[[str], None] | None = None
     ) -> IngestReport:
         """Ingest ``targets`` (files, folders, URLs); see the module docstring."""
+        return await self.run_files(expand(targets), progress)
+
+    async def run_files(
+        self,
+        files: Sequence[tuple[str, Path | None]],
+        progress: Callable[[str], None] | None = None,
+    ) -> IngestReport:
+        """Ingest what ``expand`` found (a caller that counted the files first)."""
         report = IngestReport()
-        files = expand(targets)
         known = await anyio.to_thread.run_sync(
             self.index.content_hashes, self.readers.tenant, self.collection
         )
