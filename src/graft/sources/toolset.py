@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+from sqlglot import exp
 
 from graft.audit import AuditEvent, Outcome, record
 from graft.crypto import is_sealed
@@ -160,9 +161,9 @@ class SourcesToolset:
             )
         key = info.name.lower()
         if key in {t.lower() for t in settings.sample_rows} and info.columns:
-            quoted = ", ".join(_quote(c.name, database.dialect) for c in info.columns)
-            sql = f"SELECT {quoted} FROM {_quote(info.name, database.dialect)}"
-            sql += f" LIMIT {_SAMPLE_ROWS}"
+            columns = (exp.column(c.name, quoted=True) for c in info.columns)
+            sample_sql = exp.select(*columns).from_(exp.table_(info.name, quoted=True))
+            sql = sample_sql.limit(_SAMPLE_ROWS).sql(dialect=database.dialect)
             sample = await self.run_query(source, sql, ctx, audit_action="sql.sample")
             lines.append(f"Sample rows:\n{sample.text}")
         return "\n".join(lines)
@@ -286,9 +287,3 @@ def _actual_name(key: str, tables: list[str]) -> str:
         if table.lower() == key:
             return table
     return key
-
-
-def _quote(identifier: str, dialect: str) -> str:
-    if dialect == "mysql":
-        return "`" + identifier.replace("`", "``") + "`"
-    return '"' + identifier.replace('"', '""') + '"'
