@@ -219,7 +219,9 @@ class Bench:
             raise RuntimeError(f"the fake upstream did not start: {line!r}")
         return Target(name, int(line.split()[1]), "fake", process)
 
-    def start_graft(self, upstream: Target, store: str) -> Target:
+    def start_graft(
+        self, upstream: Target, store: str, command: str | None = None, name: str = "graft"
+    ) -> Target:
         label = "".join(ch for ch in store if ch.isalnum())
         home = Path(tempfile.mkdtemp(prefix=f"graft-{label}-", dir=self.workdir))
         port = free_port()
@@ -242,13 +244,13 @@ class Bench:
         log = home / "graft.log"
         with open(log, "wb") as out:
             process = self.spawn(
-                [self.args.graft, "serve", "--no-access-log", "--port", str(port)],
+                [command or self.args.graft, "serve", "--no-access-log", "--port", str(port)],
                 env=env,
                 cwd=home,  # no stray ./graft.toml is picked up
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        target = Target(f"graft[{store}]", port, "default", process, store, log)
+        target = Target(f"{name}[{store}]", port, "default", process, store, log)
         try:
             wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
         except OSError:
@@ -272,7 +274,8 @@ class Bench:
             for choice in event.get("choices") or []:
                 if text := choice["delta"].get("content"):
                     relayed.append(text)
-        if relayed != ["tok "] * chunks:
+        # graft may pass chunks that reached it together on as one: the text must be whole.
+        if "".join(relayed) != "tok " * chunks:
             raise RuntimeError(f"{target.name} relayed {relayed}, not {chunks} chunks")
 
     def wrk(
@@ -421,6 +424,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # of any app that graft's server stack serves.
                 targets.append(bench.start_upstream("uvicorn-bare", "uvicorn"))
             targets += [bench.start_graft(upstream, store) for store in args.stores]
+            if args.compare:
+                # Another graft (an earlier commit, say) on the same upstream in the same run:
+                # an A/B that the machine's drift between runs cannot blur.
+                targets += [
+                    bench.start_graft(upstream, store, args.compare, "compare")
+                    for store in args.stores
+                ]
             for target in targets:
                 bench.sanity_check(target)
             log(f"upstream :{upstream.port}; " + ", ".join(f"{t.name} :{t.port}" for t in targets))
@@ -934,6 +944,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the bare-ASGI-on-uvicorn reference target",
     )
     parser.add_argument("--graft", default=None, help="the graft command (default: this venv's)")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="COMMAND",
+        help="a second graft command measured in the same run as `compare[STORE]`",
+    )
     parser.add_argument("--wrk", default=shutil.which("wrk"), help="the wrk binary")
     parser.add_argument("--profile", action="store_true", help="then sample graft with py-spy")
     parser.add_argument("--quick", action="store_true", help="short runs, SQLite only")

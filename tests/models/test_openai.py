@@ -331,6 +331,28 @@ async def test_streams_text_as_it_arrives(upstream: Upstream, make_model: MakeMo
     }
 
 
+async def test_events_that_arrive_together_go_on_as_one_piece(
+    upstream: Upstream, make_model: MakeModel
+) -> None:
+    # One read of the body holds five events: their text goes on as one chunk, and a tool
+    # call finished in the same read still comes after the text before it.
+    call = {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+    together = (
+        delta("a", role="assistant")
+        + delta("b")
+        + delta("c")
+        + delta(tool_calls=[call])
+        + delta(finish="tool_calls")
+    )
+    upstream.script(sse(together, delta("d"), DONE))
+    assert await collect(make_model(), ask()) == [
+        TextChunk("abc"),
+        ToolCallChunk(ToolCall("c1", "f", "{}")),
+        TextChunk("d"),
+        FinishChunk("tool_calls"),
+    ]
+
+
 async def test_parses_sse_framing_split_anywhere(upstream: Upstream, make_model: MakeModel) -> None:
     finish = json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     raw = (

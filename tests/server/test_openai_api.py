@@ -40,6 +40,8 @@ def test_non_streaming_completion(serve) -> None:
     assert completion.model == "default"
     assert completion.usage is not None and completion.usage.completion_tokens == 3
     assert completion.model_extra["conversation_id"].startswith("conv_")
+    # The turn's id, for feedback on this answer (POST /v1/feedback).
+    assert completion.model_extra["turn_id"].startswith("turn_")
 
 
 def test_streaming_completion_ends_with_done(serve) -> None:
@@ -62,7 +64,9 @@ def test_streaming_completion_ends_with_done(serve) -> None:
     assert raw.headers["content-type"].startswith("text/event-stream")
     lines = [line for line in raw.text.split("\n\n") if line]
     assert lines[-1] == "data: [DONE]"
-    assert json.loads(lines[0].removeprefix("data: "))["conversation_id"].startswith("conv_")
+    first = json.loads(lines[0].removeprefix("data: "))
+    assert first["conversation_id"].startswith("conv_")
+    assert first["turn_id"].startswith("turn_")
 
 
 def test_server_tool_activity_rides_in_extra_fields(serve) -> None:

@@ -126,7 +126,9 @@ class ChunkEncoder:
                 )
             return self._chunk({"content": event.text})
         if isinstance(event, TurnStarted):
-            return self._chunk({"content": ""}, conversation_id=event.conversation_id)
+            return self._chunk(
+                {"content": ""}, conversation_id=event.conversation_id, turn_id=event.turn_id
+            )
         if isinstance(event, ApprovalRequired | ToolCallStarted | ToolResult):
             return self._chunk({}, graft=_tool_event(event))
         if isinstance(event, SentimentTagged | Escalated):
@@ -173,6 +175,7 @@ class CompletionBuilder:
         self.finish_reason = "stop"
         self.usage = Usage()
         self.conversation_id: str | None = None
+        self.turn_id: str | None = None
         self.error: ErrorEvent | None = None
 
     def add(self, event: Event) -> None:
@@ -181,6 +184,7 @@ class CompletionBuilder:
             self.text.append(event.text)
         elif isinstance(event, TurnStarted):
             self.conversation_id = event.conversation_id
+            self.turn_id = event.turn_id
         elif isinstance(event, ApprovalRequired | ToolCallStarted | ToolResult):
             self.tool_activity.append(_tool_event(event))
         elif isinstance(event, SentimentTagged | Escalated):
@@ -209,6 +213,7 @@ class CompletionBuilder:
             "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
             "usage": self.usage.to_openai(),
             "conversation_id": self.conversation_id,
+            "turn_id": self.turn_id,
         }
         extra: dict[str, Any] = dict(self.notes)
         if "cited" in self.citations:
