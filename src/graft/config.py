@@ -59,6 +59,7 @@ __all__ = [
     "ApiKeySettings",
     "AssistantSettings",
     "AuthSettings",
+    "KnowledgeSettings",
     "LimitsSettings",
     "ProviderSettings",
     "Settings",
@@ -308,6 +309,18 @@ class LimitsSettings(_Strict):
     )
 
 
+class KnowledgeSettings(_Strict):
+    """Document knowledge (``graft.knowledge``): what the HTTP API accepts."""
+
+    max_upload_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        gt=0,
+        description="Largest request body of a document upload "
+        "(`POST /v1/knowledge/collections/{collection}/documents`), over `limits.max_body_bytes`"
+        "; also the largest file in it.",
+    )
+
+
 @functools.cache
 def _implicit_default() -> AssistantSettings:
     """The ``default`` assistant when none is configured, made once (every turn asks)."""
@@ -356,6 +369,10 @@ class Settings(BaseSettings):
     mcp_servers: dict[str, MCPServerSettings] = Field(default_factory=dict, repr=False)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    knowledge: KnowledgeSettings = Field(
+        default_factory=KnowledgeSettings,
+        description="Document knowledge: uploads over HTTP (`graft.server.uploads`).",
+    )
     link_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (and their subdomains) that answers may link to or load images "

@@ -126,3 +126,32 @@ def test_cjk_runs_are_indexed_as_characters_and_bigrams() -> None:
     assert fts_query("病假 policy?") == '"病假" OR "policy"'
     assert fts_query("病") == '"病"'
     assert fts_query("?!") is None
+
+
+def test_a_collections_documents_are_listed_as_the_principal_may_read_them(
+    index: KnowledgeIndex,
+) -> None:
+    listed = index.documents(who("ann"), "handbook")
+    assert [(d["title"], d["source"], d["chunks"]) for d in listed] == [("Policy", "policy", 2)]
+    assert {"id", "collection", "media_type", "modified_at", "updated_at"} <= set(listed[0])
+    hr = index.documents(who("hana", groups=("hr",)), "handbook")
+    assert [d["source"] for d in hr] == ["policy", "salaries"]
+    admin = index.documents(who("root", roles=("admin",)), "handbook")
+    assert [d["source"] for d in admin] == ["bobs-notes", "policy", "salaries"]  # by title
+    assert index.documents(who("eve", tenant="globex", roles=("admin",)), "board") == []
+    summary = index.summary(who("ann"), listed[0]["id"])
+    assert summary == listed[0]
+    assert index.summary(who("ann"), admin[2]["id"]) is None  # salaries: hr only
+
+
+def test_a_document_is_deleted_only_by_one_who_may_read_it(index: KnowledgeIndex) -> None:
+    root = who("root", roles=("admin",))
+    salaries = next(d for d in index.documents(root, "handbook") if d["source"] == "salaries")
+    assert index.delete(who("ann"), salaries["id"]) is None
+    assert index.delete(who("eve", tenant="globex", roles=("admin",)), salaries["id"]) is None
+    deleted = index.delete(who("hana", groups=("hr",)), salaries["id"])
+    assert deleted is not None and deleted["source"] == "salaries"
+    assert index.summary(root, salaries["id"]) is None
+    assert "salaries" not in sources(index.search(root, "salary bands", VECTOR))
+    assert index.content_hashes("acme", "handbook").keys() == {"policy", "bobs-notes"}
+    assert index.delete(root, salaries["id"]) is None

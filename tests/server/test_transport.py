@@ -67,6 +67,9 @@ def test_cross_origin_calls_are_refused_unless_configured(graft_factory, live_se
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert "authorization" in allowed.headers["access-control-allow-headers"].lower()
+    # Renaming a conversation (PATCH) and saving an assistant (PUT) work cross-origin too.
+    methods = allowed.headers["access-control-allow-methods"]
+    assert {"PUT", "PATCH", "DELETE"} <= {m.strip() for m in methods.split(",")}
     refused = httpx.options(f"{opened.url}/v1/chat/completions", headers=preflight)
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers

@@ -1,6 +1,6 @@
 """Encryption at rest in the SQL store, on SQLite and PostgreSQL: what reaches the disk.
 
-Contents, tool calls, tool arguments and results and titles are stored sealed
+Contents, tool calls, tool arguments and results, titles and feedback comments are stored sealed
 (``graft.crypto``): the SQLite file and its WAL hold none of the plaintext, PostgreSQL's
 columns hold ciphertext, a changed byte is an integrity error, and ``graft keys
 rotate-data-key`` re-encrypts everything while older rows stay readable.
@@ -47,6 +47,7 @@ SECRET = "Operation Nightjar: 机密计划，黎明时分在北门交接"
 TOOL_ARGUMENTS = '{"query": "Nightjar vault 北门密码"}'
 TOOL_RESULT = "Nightjar result: 保险库在地下二层"
 ANSWER = "Nightjar answer: 明白，黎明时分见"
+COMMENT = "Nightjar feedback: 北门 was the wrong gate"
 FRAGMENTS = ("Nightjar", "机密计划", "黎明时分", "北门", "保险库", "明白")
 """Pieces of every stored value, none of which may appear on disk."""
 
@@ -75,6 +76,7 @@ async def store_secret_turn(store: SQLStore, principal: Principal = ALICE) -> st
         finish_reason="stop",
         duration_ms=40.0,
     )
+    await store.put_feedback(principal, tid, "down", COMMENT)
     return cid
 
 
@@ -89,6 +91,8 @@ async def assert_readable(store: SQLStore, cid: str, principal: Principal = ALIC
     assert turn.tool_runs == [ToolRun("call_1", "search", TOOL_ARGUMENTS, TOOL_RESULT, False, 3.5)]
     titles = {c.id: c.title for c in await store.list_conversations(principal)}
     assert titles[cid] == SECRET
+    feedback = await store.get_feedback_for(cid, principal)
+    assert feedback[turn.id].comment == COMMENT
 
 
 def assert_no_plaintext(data: bytes, where: str) -> None:
@@ -313,6 +317,7 @@ async def test_plaintext_from_before_encryption_reads_and_rotation_encrypts_it(
         assert done.counts["messages.tool_calls"].encrypted == 1
         assert done.counts["tool_runs.result"].encrypted == 1
         assert done.counts["conversations.title"].encrypted == 1
+        assert done.counts["feedback.comment"].encrypted == 1
         assert all(c.reencrypted == 0 for c in done.counts.values())
         assert_all_sealed_with(sql_url, keys.current_id)
         await assert_readable(store, cid)
@@ -408,7 +413,7 @@ def test_rotate_data_key_re_encrypts_everything_with_a_new_key(graft_env: dict[s
     counts = reported(result.stdout)
     assert counts["messages.content"] == (8, 0, 0)  # re-encrypted, encrypted, already
     assert counts["messages.tool_calls"] == counts["tool_runs.arguments"] == (2, 0, 0)
-    assert counts["conversations.title"] == (2, 0, 0)
+    assert counts["conversations.title"] == counts["feedback.comment"] == (2, 0, 0)
     assert_all_sealed_with(url, new_id)
 
     async def after() -> str:

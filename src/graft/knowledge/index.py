@@ -178,6 +178,20 @@ def readable_by(principal: Principal) -> ColumnElement[bool]:
     return and_(same_tenant, or_(d.c.everyone == true(), listed))
 
 
+def _summary(row: Any) -> dict[str, Any]:
+    """A ``knowledge_documents`` row as the HTTP API lists it."""
+    return {
+        "id": row.id,
+        "collection": row.collection,
+        "title": row.title,
+        "source": row.source,
+        "media_type": row.media_type,
+        "chunks": row.chunk_count,
+        "modified_at": row.modified_at.isoformat() if row.modified_at else None,
+        "updated_at": row.ingested_at.isoformat(),
+    }
+
+
 _OPENED: WeakKeyDictionary[Engine, KnowledgeIndex] = WeakKeyDictionary()
 
 
@@ -317,6 +331,17 @@ class KnowledgeIndex:
         conn.execute(delete(d).where(d.c.id.in_(ids)))
         return len(ids)
 
+    def delete(self, principal: Principal, document_id: str) -> dict[str, Any] | None:
+        """Remove a document ``principal`` may read; its summary, or None if there is none."""
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                select(d).where(d.c.id == document_id, readable_by(principal))
+            ).first()
+            if found is None:
+                return None
+            self._remove(conn, found.tenant, found.collection, [found.source])
+        return _summary(found)
+
     def _index_fts(self, conn: Connection, rows: Sequence[tuple[int, str]]) -> None:
         if not rows:
             return
@@ -374,6 +399,24 @@ class KnowledgeIndex:
                 for row in chunks
             ],
         }
+
+    def documents(self, principal: Principal, collection: str) -> list[dict[str, Any]]:
+        """The documents of a collection that ``principal`` may read, by title (no chunks)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(d)
+                .where(d.c.collection == collection, readable_by(principal))
+                .order_by(func.lower(d.c.title), d.c.id)
+            ).all()
+        return [_summary(row) for row in rows]
+
+    def summary(self, principal: Principal, document_id: str) -> dict[str, Any] | None:
+        """A document ``principal`` may read, without its chunks; None otherwise."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(d).where(d.c.id == document_id, readable_by(principal))
+            ).first()
+        return None if found is None else _summary(found)
 
     def search(
         self,

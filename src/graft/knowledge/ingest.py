@@ -11,6 +11,10 @@
 - a URL is fetched through the network guard (``graft.netguard``, redirects re-checked hop by
   hop, refusals audited), with a size cap, and ingested like a file under its URL.
 
+``Ingestion.ingest_bytes(uploads)`` takes files that arrived as bytes (an HTTP upload,
+``graft.server.uploads``) the same way, each under the name it came with, and says per file
+what became of it (``FileOutcome``).
+
 A target that fails (unreadable, unsupported, refused) is reported with its reason and the
 others go on: one broken PDF in a folder of a thousand does not stop the rest. ``progress``
 is called once per file, for the command line's progress bar.
@@ -24,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import anyio.to_thread
 
@@ -35,7 +39,7 @@ from graft.knowledge.index import ChunkRow, DocumentRow, KnowledgeIndex, Readers
 from graft.knowledge.parse import SUPPORTED, parse_bytes
 from graft.netguard import NetworkPolicy, OnBlocked, guarded_client
 
-__all__ = ["Ingestion", "IngestReport", "expand"]
+__all__ = ["FileOutcome", "Ingestion", "IngestReport", "Upload", "expand"]
 
 MAX_BYTES: Final = 50 * 1024 * 1024
 """The largest file or download ingested."""
@@ -51,6 +55,26 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     chunks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file that arrived as bytes: its source (a file name), content and declared type."""
+
+    source: str
+    data: bytes
+    media_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What became of one file: its document and chunks, or why it failed."""
+
+    source: str
+    status: Literal["added", "updated", "unchanged", "failed"]
+    document_id: str | None = None
+    chunks: int | None = None
+    error: str | None = None
 
 
 def _is_url(target: str) -> bool:
@@ -137,17 +161,48 @@ class Ingestion:
             report.removed.extend(sorted(gone))
         return report
 
+    async def ingest_bytes(self, uploads: Sequence[Upload]) -> list[FileOutcome]:
+        """Ingest files that arrived as bytes; a failed one is in its outcome, not raised."""
+        known = await anyio.to_thread.run_sync(
+            self.index.content_hashes, self.readers.tenant, self.collection
+        )
+        outcomes = []
+        for upload in uploads:
+            try:
+                outcome = await self._ingest(
+                    upload.source, upload.data, None, upload.media_type, known.get(upload.source)
+                )
+            except GraftError as exc:
+                outcome = FileOutcome(upload.source, "failed", error=exc.message)
+            outcomes.append(outcome)
+        return outcomes
+
     async def _one(self, source: str, known_hash: str | None, report: IngestReport) -> None:
         data, modified, media_type = await (
             self._fetch(source) if _is_url(source) else self._read(source)
         )
-        digest = hashlib.sha256(data).hexdigest()
-        if digest == known_hash:
+        outcome = await self._ingest(source, data, modified, media_type, known_hash)
+        if outcome.status == "unchanged":
             report.unchanged.append(source)
             return
+        (report.updated if outcome.status == "updated" else report.added).append(source)
+        report.chunks += outcome.chunks or 0
+
+    async def _ingest(
+        self,
+        source: str,
+        data: bytes,
+        modified: datetime | None,
+        media_type: str | None,
+        known_hash: str | None,
+    ) -> FileOutcome:
+        """Parse, chunk, embed and store one file, unless its hash says it is unchanged."""
+        digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(data).hexdigest())
+        if digest == known_hash:
+            return FileOutcome(source, "unchanged")
         name = source.rsplit("/", 1)[-1] or source
         parsed = await anyio.to_thread.run_sync(
-            lambda: parse_bytes(data, name=name, media_type=media_type)
+            lambda: parse_bytes(data, name=name, media_type=media_type, max_bytes=self.max_bytes)
         )
         chunks: list[Chunk] = await anyio.to_thread.run_sync(chunk_document, parsed)
         vectors = await self.embedder.embed_documents([chunk.text for chunk in chunks])
@@ -170,9 +225,11 @@ class Ingestion:
             )
             for chunk in chunks
         ]
-        await anyio.to_thread.run_sync(self.index.put, row, rows, vectors if rows else None)
-        (report.updated if known_hash is not None else report.added).append(source)
-        report.chunks += len(rows)
+        document_id = await anyio.to_thread.run_sync(
+            self.index.put, row, rows, vectors if rows else None
+        )
+        status: Literal["added", "updated"] = "updated" if known_hash is not None else "added"
+        return FileOutcome(source, status, document_id, len(rows))
 
     async def _read(self, source: str) -> tuple[bytes, datetime | None, str | None]:
         def read() -> tuple[bytes, datetime]:

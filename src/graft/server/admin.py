@@ -10,6 +10,7 @@ authentications, which belong to no tenant.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -31,18 +32,21 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 """Every method answers alike for a non-admin: a 405 would give the route away."""
 
 
-async def admin_request(request: Request) -> tuple[Graft, Principal]:
-    """The graft and the principal of a read-only admin route's request.
+async def admin_request(
+    request: Request, methods: Collection[str] = ("GET", "HEAD")
+) -> tuple[Graft, Principal]:
+    """The graft and the principal of an admin route's request (read-only: ``methods``).
 
     Raises:
         HTTPException: 404 for anyone but an admin, whatever the method (recorded as a
-            refusal), so that the route gives nothing away; 405 for an admin's write.
+            refusal), so that the route gives nothing away; 405 for an admin's request
+            with another method than ``methods``.
     """
     graft, principal = graft_of(request), principal_of(request)
     if ADMIN_ROLE not in principal.roles:
         await audit.record_denied(graft.store, principal, f"route:{request.url.path}", "not admin")
         raise StarletteHTTPException(404)
-    if request.method not in ("GET", "HEAD"):
+    if request.method not in methods:
         raise StarletteHTTPException(405)
     return graft, principal
 

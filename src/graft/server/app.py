@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,16 +24,21 @@ from graft.runtime import Graft
 from graft.secrets import install_secret_masking
 from graft.server import (
     admin,
+    admin_users,
     approvals,
     assistants,
+    catalog,
     chat,
     conversations,
+    feedback,
     keys,
     knowledge,
+    me,
     oidc,
     privacy,
     sentiment,
     sessions,
+    uploads,
 )
 from graft.server.auth import PUBLIC_PATHS, Authenticate
 from graft.server.body import add_body_schemas
@@ -41,6 +47,7 @@ from graft.server.headers import SecurityHeaders, install_cors
 from graft.server.limits import BodySizeLimit
 from graft.server.metrics import Metrics, MetricsMiddleware
 from graft.server.ratelimit import RateLimit
+from graft.server.static import install_ui, warn_if_missing
 
 __all__ = ["create_app"]
 
@@ -52,14 +59,18 @@ def _version() -> str:
         return "0.0.0"
 
 
-def create_app(graft: Graft) -> FastAPI:
-    """Build the HTTP app around ``graft``."""
+def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
+    """Build the HTTP app around ``graft``.
+
+    ``static_dir``: where the built web UI is (default: the package's; ``graft.server.static``).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The server's log handlers exist by now (uvicorn makes them as it starts): from here
         # on nothing they print shows a configured secret or a credential.
         install_secret_masking()
+        warn_if_missing(static_dir)  # the web UI at / (one warning when it is not built)
         await graft.start()
         try:
             async with purging(graft.store, graft.settings):  # retention_days, hourly
@@ -88,6 +99,11 @@ def create_app(graft: Graft) -> FastAPI:
     app.include_router(approvals.router)
     app.include_router(sentiment.router)
     app.include_router(knowledge.router)
+    app.include_router(uploads.router)
+    app.include_router(me.router)
+    app.include_router(catalog.router)
+    app.include_router(admin_users.router)
+    app.include_router(feedback.router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -104,9 +120,16 @@ def create_app(graft: Graft) -> FastAPI:
         """Metrics in the Prometheus text format."""
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    install_ui(app, static_dir)  # /, /index.html, /assets/*, /favicon.svg; not in OpenAPI
+
     _complete_openapi(app)
 
-    app.add_middleware(BodySizeLimit, max_bytes=graft.settings.limits.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=graft.settings.limits.max_body_bytes,
+        # Document uploads only: still refused before buffering when over their own limit.
+        routes={uploads.UPLOAD_PATH: graft.settings.knowledge.max_upload_bytes},
+    )
     app.add_middleware(RateLimit, graft=graft)  # added after = runs before: inside Authenticate
     app.add_middleware(Authenticate, graft=graft)
     install_cors(app, graft.settings.cors_origins)

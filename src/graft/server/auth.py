@@ -29,9 +29,11 @@ from graft.server.errors import error_response
 __all__ = [
     "FAILURE_RECORDS_PER_MINUTE",
     "PUBLIC_PATHS",
+    "PUBLIC_PREFIXES",
     "Authenticate",
     "FailureThrottle",
     "auth_failure",
+    "is_public",
 ]
 
 FAILURE_RECORDS_PER_MINUTE = 30
@@ -47,10 +49,29 @@ PUBLIC_PATHS = frozenset(
         "/redoc",
         "/v1/auth/oidc/login",
         "/v1/auth/oidc/callback",
+        "/v1/auth/methods",  # what the sign-in page offers (graft.server.me)
+        # The web UI's page and icon (graft.server.static): the login page is part of it.
+        "/",
+        "/index.html",
+        "/favicon.svg",
     }
 )
 """Paths served to anyone: liveness, metrics for the scraper, the API's description, and
 OpenID Connect sign-in (``graft.server.oidc``: how a browser without a session gets one)."""
+
+PUBLIC_PREFIXES = ("/assets/",)
+"""Folders served to anyone: the web UI's scripts, styles and images (``graft.server.static``)."""
+
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is served without credentials.
+
+    A path under ``PUBLIC_PREFIXES`` is public only if no segment starts with a dot, so
+    ``/assets/../v1/...`` (routing does not resolve ``..``) is not.
+    """
+    if path in PUBLIC_PATHS:
+        return True
+    return path.startswith(PUBLIC_PREFIXES) and "/." not in path and "\\" not in path
 
 
 class Authenticate:
@@ -63,7 +84,7 @@ class Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
         presented = Headers(scope=scope)

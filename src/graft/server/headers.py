@@ -61,7 +61,7 @@ def install_cors(app: FastAPI, origins: list[str]) -> None:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
-        allow_methods=["GET", "POST", "DELETE"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["authorization", "content-type", "x-api-key", "x-csrf-token"],
         expose_headers=["x-graft-conversation-id"],
         allow_credentials=True,

@@ -3,12 +3,19 @@
 An ASGI middleware, so it sees the body as it arrives: a ``Content-Length`` over the limit
 is refused at once (one within it needs no counting: the server reads exactly that many
 bytes), and a chunked body is counted as it streams in and cut off the moment it passes the
-limit. Either way the answer is 413 with an OpenAI-style error.
+limit. Either way the answer is 413 with an OpenAI-style error that names the limit.
+
+One limit holds for every path but those given their own: ``routes`` maps a regular
+expression of a path (matched whole) to a limit, for the few routes made to take large
+bodies (a document upload, ``graft.server.uploads``). Every other path keeps the small
+one, so a large body is refused there before it is read, as before.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,25 +30,36 @@ class _TooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware limiting request bodies to ``max_bytes``."""
+    """Pure ASGI middleware limiting request bodies to ``max_bytes`` (``routes``: their own)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, routes: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = [(re.compile(path), limit) for path, limit in (routes or {}).items()]
+
+    def limit_for(self, path: str) -> int:
+        """The limit of a request to ``path``."""
+        for pattern, limit in self.routes:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope["path"])
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     break  # the server refuses a malformed length itself
-                if length > self.max_bytes:
-                    await self._refuse(send)
+                if length > limit:
+                    await self._refuse(send, limit)
                 else:
                     # The server reads exactly this many bytes: nothing left to count.
                     await self.app(scope, receive, send)
@@ -54,8 +72,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge(413, self._message())
+                if received > limit:
+                    raise _TooLarge(413, _message(limit))
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -68,14 +86,11 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    def _message(self) -> str:
-        return f"request body is larger than the limit of {self.max_bytes} bytes"
-
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps(
-            error_body(self._message(), "invalid_request_error", "payload_too_large")
+            error_body(_message(limit), "invalid_request_error", "payload_too_large")
         ).encode()
         await send(
             {
@@ -89,3 +104,8 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def _message(limit: int) -> str:
+    size = f" ({limit / (1024 * 1024):g} MiB)" if limit >= 1024 * 1024 else ""
+    return f"request body is larger than the limit of {limit} bytes{size}"

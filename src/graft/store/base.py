@@ -27,6 +27,12 @@ on the message, and ``sentiment_report`` counts tags over time within one tenant
 
 Assistants that builders create at run time (``graft.assistants``) are kept per tenant and
 name, as a JSON object of ``AssistantSettings`` fields (``graft.store.assistants``).
+
+A conversation's owner may rename it (``rename_conversation``) and find theirs by title
+(``list_conversations(query=...)``); and may rate each turn of their own conversations, up
+or down with an optional comment (``put_feedback``): one rating per user and turn, encrypted
+like the messages, deleted with its conversation, and listed per tenant to its admins
+(``graft.store.feedback_sql``).
 """
 
 from __future__ import annotations
@@ -43,11 +49,16 @@ from graft.messages import Message, Usage
 
 __all__ = [
     "ApiKeyInfo",
+    "COMMENT_LENGTH",
+    "RATINGS",
+    "TITLE_MAX",
     "ConversationInfo",
+    "FeedbackRating",
     "SentimentBucket",
     "SentimentPoint",
     "SentimentTag",
     "StoredAssistant",
+    "StoredFeedback",
     "StoredKey",
     "Store",
     "StoredMessage",
@@ -56,12 +67,16 @@ __all__ = [
     "TurnInfo",
     "TurnStatus",
     "User",
+    "check_comment",
     "check_page",
+    "check_rating",
+    "check_title",
     "make_title",
 ]
 
 TurnStatus = Literal["running", "done", "failed"]
 SentimentBucket = Literal["hour", "day", "week"]
+FeedbackRating = Literal["up", "down"]
 
 
 @dataclass(slots=True)
@@ -225,6 +240,37 @@ class StoredAssistant:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredFeedback:
+    """A user's rating of one turn of their conversation, with an optional comment."""
+
+    id: str
+    tenant: str
+    user_id: str
+    conversation_id: str
+    turn_id: str
+    assistant: str
+    """The conversation's assistant (what was rated)."""
+    rating: FeedbackRating
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+    """When it was last given (``created_at`` and ``id`` stay those of the first time)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """As the REST API and exports show it."""
+        return {
+            "id": self.id,
+            "object": "feedback",
+            "turn_id": self.turn_id,
+            "conversation_id": self.conversation_id,
+            "rating": self.rating,
+            "comment": self.comment,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class StoredSession:
     """A live browser session: its id (the token's digest), the key that opened it, its user."""
 
@@ -288,9 +334,24 @@ class Store(Protocol):
         ...
 
     async def list_conversations(
-        self, principal: Principal, *, limit: int = 50, offset: int = 0
+        self, principal: Principal, *, limit: int = 50, offset: int = 0, query: str | None = None
     ) -> list[ConversationInfo]:
-        """The principal's conversations, most recently updated first."""
+        """The principal's conversations, most recently updated first.
+
+        With ``query``, only those whose title contains it, ignoring case; ``limit`` and
+        ``offset`` page through the matches. Titles are encrypted, so they are compared once
+        decrypted, not in SQL.
+        """
+        ...
+
+    async def rename_conversation(
+        self, conversation_id: str, principal: Principal, title: str
+    ) -> ConversationInfo:
+        """Set the title of the principal's conversation (``check_title`` makes it one line).
+
+        ``updated_at`` stays: it is when the latest turn began. ``ConversationNotFound`` if
+        the conversation is not the principal's; ``InvalidRequest`` for an empty or long title.
+        """
         ...
 
     async def get_conversation(
@@ -333,6 +394,49 @@ class Store(Protocol):
         Per conversation too when ``conversation_id`` is given; ``user_id`` narrows to one
         user, ``since`` (timezone-aware) to tags dated from then on. Buckets start on the
         UTC hour, day or Monday. ``InvalidRequest`` for another ``bucket``.
+        """
+        ...
+
+    async def put_feedback(
+        self,
+        principal: Principal,
+        turn_id: str,
+        rating: FeedbackRating,
+        comment: str | None = None,
+    ) -> StoredFeedback:
+        """Store the principal's rating of a turn of their conversation; again replaces it.
+
+        ``NotFound`` (code ``turn_not_found``) unless the turn is in one of the principal's
+        conversations; ``InvalidRequest`` for another rating or a comment longer than
+        ``COMMENT_LENGTH``. An empty comment is stored as none.
+        """
+        ...
+
+    async def delete_feedback(self, principal: Principal, turn_id: str) -> bool:
+        """Delete the principal's rating of a turn; whether there was one."""
+        ...
+
+    async def get_feedback_for(
+        self, conversation_id: str, principal: Principal
+    ) -> dict[str, StoredFeedback]:
+        """The principal's ratings of the conversation's turns, by turn id.
+
+        Empty when the conversation is not the principal's (or has no ratings).
+        """
+        ...
+
+    async def list_feedback(
+        self,
+        tenant: str,
+        *,
+        rating: FeedbackRating | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredFeedback]:
+        """The tenant's ratings, newest first (ids sort by creation time): for its admins.
+
+        ``rating`` keeps only those; ``after`` is the id of the last one of the previous
+        page. ``InvalidRequest`` for another rating or a negative ``limit``.
         """
         ...
 
@@ -505,6 +609,60 @@ def make_title(new_messages: list[Message]) -> str:
                 title = title[: TITLE_LENGTH - 1].rstrip() + "…"
             return title
     return ""
+
+
+TITLE_MAX = 200
+"""The longest title a conversation may be renamed to, in characters."""
+
+COMMENT_LENGTH = 4000
+"""The longest comment a rating may carry, in characters."""
+
+RATINGS: tuple[FeedbackRating, ...] = ("up", "down")
+"""The ratings a turn may get."""
+
+
+def check_title(title: str) -> str:
+    """A title as a rename stores it: on one line, whitespace runs made one space.
+
+    Raises:
+        InvalidRequest: It is empty once stripped, or longer than ``TITLE_MAX``.
+    """
+    line = " ".join(title.split())
+    if not line:
+        raise InvalidRequest("title must not be empty", param="title")
+    if len(line) > TITLE_MAX:
+        raise InvalidRequest(
+            f"title is {len(line)} characters long; the limit is {TITLE_MAX}", param="title"
+        )
+    return line
+
+
+def check_rating(rating: str) -> FeedbackRating:
+    """``rating`` if it is one of ``RATINGS``.
+
+    Raises:
+        InvalidRequest: It is not.
+    """
+    for known in RATINGS:
+        if rating == known:
+            return known
+    raise InvalidRequest(f"rating must be 'up' or 'down', not {rating[:20]!r}", param="rating")
+
+
+def check_comment(comment: str | None) -> str | None:
+    """A comment as it is stored: ``None`` for none or an empty one.
+
+    Raises:
+        InvalidRequest: It is longer than ``COMMENT_LENGTH``.
+    """
+    if not comment or not comment.strip():
+        return None
+    if len(comment) > COMMENT_LENGTH:
+        raise InvalidRequest(
+            f"comment is {len(comment)} characters long; the limit is {COMMENT_LENGTH}",
+            param="comment",
+        )
+    return comment
 
 
 def check_page(limit: int, offset: int) -> None:

@@ -28,17 +28,22 @@ from graft.store import assistants, privacy, sentiments
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
+    FeedbackRating,
     SentimentBucket,
     SentimentPoint,
     SentimentTag,
     StoredAssistant,
+    StoredFeedback,
     StoredKey,
     StoredMessage,
     StoredSession,
     ToolRun,
     TurnInfo,
     User,
+    check_comment,
     check_page,
+    check_rating,
+    check_title,
     make_title,
 )
 from graft.store.users import user_not_found
@@ -90,6 +95,8 @@ class MemoryStore:
         """Turn id to its sentiment tag (frozen: shared safely)."""
         self._assistants: dict[tuple[str, str], StoredAssistant] = {}
         """(tenant, name) to the stored assistant, its definition as encoded JSON would be."""
+        self._feedback: dict[tuple[str, str, str], StoredFeedback] = {}
+        """(tenant, user, turn id) to the rating (frozen: shared safely)."""
 
     async def start(self) -> None:
         """Nothing to open or migrate."""
@@ -188,23 +195,41 @@ class MemoryStore:
         return [_copy(s.message) for s in conv.messages]
 
     async def list_conversations(
-        self, principal: Principal, *, limit: int = 50, offset: int = 0
+        self, principal: Principal, *, limit: int = 50, offset: int = 0, query: str | None = None
     ) -> list[ConversationInfo]:
-        """The principal's conversations, most recently updated first.
+        """The principal's conversations, most recently updated first; titled with ``query``.
 
         Raises:
             InvalidRequest: ``limit`` or ``offset`` is negative.
         """
         check_page(limit, offset)
         await anyio.lowlevel.checkpoint()
+        wanted = (query or "").casefold()
         mine = [
             c.info
             for c in self._conversations.values()
-            if c.info.tenant == principal.tenant and c.info.user_id == principal.user_id
+            if c.info.tenant == principal.tenant
+            and c.info.user_id == principal.user_id
+            and wanted in c.info.title.casefold()
         ]
         # The SQL store's ORDER BY updated_at DESC, id DESC.
         mine.sort(key=lambda info: (info.updated_at, info.id), reverse=True)
         return [dataclasses.replace(info) for info in mine[offset : offset + limit]]
+
+    async def rename_conversation(
+        self, conversation_id: str, principal: Principal, title: str
+    ) -> ConversationInfo:
+        """Set the title of the principal's conversation; ``updated_at`` stays.
+
+        Raises:
+            ConversationNotFound: The conversation is not the principal's.
+            InvalidRequest: The title is empty or too long (``check_title``).
+        """
+        line = check_title(title)
+        await anyio.lowlevel.checkpoint()
+        conv = self._owned(conversation_id, principal)
+        conv.info.title = line
+        return dataclasses.replace(conv.info)
 
     async def get_conversation(
         self, conversation_id: str, principal: Principal
@@ -285,6 +310,91 @@ class MemoryStore:
             for at, _, t in found
         ]
         return sentiments.report_points(rows, bucket, per_conversation=conversation_id is not None)
+
+    # --- feedback -----------------------------------------------------------------------
+
+    async def put_feedback(
+        self,
+        principal: Principal,
+        turn_id: str,
+        rating: FeedbackRating,
+        comment: str | None = None,
+    ) -> StoredFeedback:
+        """Store the principal's rating of a turn of their conversation; again replaces it.
+
+        Raises:
+            NotFound: The turn is not in one of the principal's conversations.
+            InvalidRequest: Another rating, or a comment longer than ``COMMENT_LENGTH``.
+        """
+        rating, comment = check_rating(rating), check_comment(comment)
+        await anyio.lowlevel.checkpoint()
+        cid = self._turn_owner.get(turn_id)
+        conv = self._conversations.get(cid) if cid is not None else None
+        if conv is None or (conv.info.tenant, conv.info.user_id) != (
+            principal.tenant,
+            principal.user_id,
+        ):
+            raise NotFound(f"no turn {turn_id!r} in your conversations", code="turn_not_found")
+        key = (principal.tenant, principal.user_id, turn_id)
+        now = datetime.now(UTC)
+        old = self._feedback.get(key)
+        stored = StoredFeedback(
+            id=old.id if old else new_id("fb"),
+            tenant=principal.tenant,
+            user_id=principal.user_id,
+            conversation_id=conv.info.id,
+            turn_id=turn_id,
+            assistant=conv.info.assistant,
+            rating=rating,
+            comment=comment,
+            created_at=old.created_at if old else now,
+            updated_at=now,
+        )
+        self._feedback[key] = stored
+        return stored
+
+    async def delete_feedback(self, principal: Principal, turn_id: str) -> bool:
+        """Delete the principal's rating of a turn; whether there was one."""
+        await anyio.lowlevel.checkpoint()
+        key = (principal.tenant, principal.user_id, turn_id)
+        return self._feedback.pop(key, None) is not None
+
+    async def get_feedback_for(
+        self, conversation_id: str, principal: Principal
+    ) -> dict[str, StoredFeedback]:
+        """The principal's ratings of the conversation's turns, by turn id."""
+        await anyio.lowlevel.checkpoint()
+        return {
+            f.turn_id: f
+            for (tenant, user, _), f in self._feedback.items()
+            if (tenant, user) == (principal.tenant, principal.user_id)
+            and f.conversation_id == conversation_id
+        }
+
+    async def list_feedback(
+        self,
+        tenant: str,
+        *,
+        rating: FeedbackRating | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[StoredFeedback]:
+        """A page of the tenant's ratings, newest first (by id), from after the id ``after``."""
+        check_page(limit, 0)
+        wanted = None if rating is None else check_rating(rating)
+        await anyio.lowlevel.checkpoint()
+        found = sorted(
+            (
+                f
+                for f in self._feedback.values()
+                if f.tenant == tenant
+                and wanted in (None, f.rating)
+                and (after is None or f.id < after)
+            ),
+            key=lambda f: f.id,
+            reverse=True,
+        )
+        return found[:limit]
 
     # --- users and keys (frozen dataclasses: shared safely, never mutated) ----------------
 
@@ -550,6 +660,10 @@ class MemoryStore:
             for turn_id in self._conversations.pop(cid).turns:
                 self._turn_owner.pop(turn_id, None)
                 self._sentiments.pop(turn_id, None)  # ON DELETE CASCADE
+        gone = set(conversation_ids)
+        self._feedback = {
+            key: f for key, f in self._feedback.items() if f.conversation_id not in gone
+        }
         return len(conversation_ids)
 
     def _session_owner(self, session: _Session) -> tuple[str, str]:

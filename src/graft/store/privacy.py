@@ -10,8 +10,8 @@ The export document's shape is defined here too, once, for every store
 the writer, not in it), then deleted by id in a write transaction of their own, which checks
 the condition again, so a conversation that got a new turn in between stays. SQLite's one
 writer is held for one batch at a time and the turns queued meanwhile run between two
-batches. Deleting a conversation deletes its turns and messages, and with the turns their
-tool runs (``ON DELETE CASCADE`` in ``graft.store.schema``).
+batches. Deleting a conversation deletes its turns, messages and ratings (feedback), and
+with the turns their tool runs (``ON DELETE CASCADE`` in ``graft.store.schema``).
 
 **Admins see metadata, never contents.** ``list_tenant_conversations`` never selects the
 title: a title is the first user message, cut short, so it is content.
@@ -19,7 +19,7 @@ title: a title is the first user message, cut short, so it is content.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from graft.context import Principal
 from graft.errors import ConversationNotFound
-from graft.store.base import ConversationInfo, Store, StoredMessage, TurnInfo
+from graft.store.base import ConversationInfo, Store, StoredFeedback, StoredMessage, TurnInfo
 from graft.store.schema import t_conversations, t_messages
 
 __all__ = [
@@ -91,7 +91,10 @@ def _when(moment: datetime | None) -> str | None:
 
 
 def conversation_record(
-    info: ConversationInfo, messages: list[StoredMessage], turns: list[TurnInfo]
+    info: ConversationInfo,
+    messages: list[StoredMessage],
+    turns: list[TurnInfo],
+    feedback: Mapping[str, StoredFeedback] | None = None,
 ) -> dict[str, Any]:
     """One conversation as the export has it: header, messages, turns with their tool runs.
 
@@ -99,6 +102,8 @@ def conversation_record(
         info: The conversation's header.
         messages: Its messages, oldest first.
         turns: Its turns, by start time.
+        feedback: The owner's ratings of its turns, by turn id; each turn's is its
+            ``feedback`` (``None`` if it has none).
 
     Returns:
         A JSON-serialisable dict. Messages are in the OpenAI shape, with the name of any
@@ -144,9 +149,21 @@ def conversation_record(
                     }
                     for r in t.tool_runs
                 ],
+                "feedback": _feedback((feedback or {}).get(t.id)),
             }
             for t in turns
         ],
+    }
+
+
+def _feedback(given: StoredFeedback | None) -> dict[str, Any] | None:
+    if given is None:
+        return None
+    return {
+        "rating": given.rating,
+        "comment": given.comment,
+        "created_at": _when(given.created_at),
+        "updated_at": _when(given.updated_at),
     }
 
 
@@ -167,9 +184,10 @@ def export_document(
 async def export_conversations(
     store: Store, tenant: str, user: str, conversation_ids: Iterable[str]
 ) -> dict[str, Any]:
-    """The export document of ``user``, read one conversation (one transaction) at a time.
+    """The export document of ``user``, read one conversation at a time.
 
-    A conversation deleted while the export runs is left out, not an error.
+    Each conversation is read in one transaction, and the user's ratings of its turns in
+    another. A conversation deleted while the export runs is left out, not an error.
     """
     owner = Principal(user, tenant=tenant)
     records = []
@@ -178,7 +196,8 @@ async def export_conversations(
             found = await store.get_conversation(conversation_id, owner)
         except ConversationNotFound:
             continue
-        records.append(conversation_record(*found))
+        feedback = await store.get_feedback_for(conversation_id, owner)
+        records.append(conversation_record(*found, feedback))
     return export_document(tenant, user, records)
 
 

@@ -9,7 +9,9 @@ One for the sentiment of each turn's user message (``graft.store.sentiments``), 
 its turn and conversation, and carrying the conversation's tenant, user and assistant so
 that reports need no join. One for the audit log (``graft.audit``): an append-only,
 hash-chained record of who did what, numbered by ``seq``. One for the assistants builders
-create at run time (``graft.assistants``): a definition per tenant and name. Timestamps are
+create at run time (``graft.assistants``): a definition per tenant and name. One for the
+ratings users give the turns of their conversations (``graft.store.feedback_sql``), deleted
+with the turn and the conversation. Timestamps are
 timezone-aware UTC on every backend; row ids are 64-bit where the database has them. Schema
 changes go through Alembic migrations (``graft/store/migrations``), which are checked against
 these definitions by the tests.
@@ -44,6 +46,7 @@ __all__ = [
     "t_assistants",
     "t_audit_log",
     "t_conversations",
+    "t_feedback",
     "t_knowledge_chunks",
     "t_knowledge_documents",
     "t_knowledge_readers",
@@ -262,6 +265,29 @@ t_assistants = Table(
     Column("created_by", String(255), nullable=False),
     Column("created_at", _UTCDateTime(), nullable=False),
     Column("updated_at", _UTCDateTime(), nullable=False),
+)
+
+t_feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(64), primary_key=True),  # "fb_...": sorts by creation time
+    Column("tenant", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column(
+        "conversation_id",
+        String(64),
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("turn_id", String(64), ForeignKey("turns.id", ondelete="CASCADE"), nullable=False),
+    Column("rating", String(8), nullable=False),  # "up" or "down"
+    Column("comment", Text(), nullable=True),  # encrypted (graft.store.encrypted)
+    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("updated_at", _UTCDateTime(), nullable=False),
+    # One per user and turn; turn_id first, so the turns' cascade finds rows by it.
+    UniqueConstraint("turn_id", "tenant", "user_id"),
+    Index(None, "conversation_id"),
+    Index(None, "tenant", "id"),
 )
 
 

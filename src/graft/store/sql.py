@@ -2,11 +2,12 @@
 
 One class, ``SQLStore``, implements the ``Store`` protocol with SQLAlchemy Core (``Table``
 objects, no ORM: a turn is a handful of plain statements, built once in
-``graft.store.conversations``; users, keys, sessions, sentiments, assistants, the audit log
-and privacy have modules of their own, and this class runs their functions in its
-transactions). The engine is synchronous and no database call runs on the event loop's
-thread. Each protocol call is one transaction (or, for SQLite writes that queued up
-together, one savepoint of a shared transaction, with the same outcome: see below).
+``graft.store.conversations``; users, keys, sessions, sentiments, assistants, the audit log,
+privacy, titles and feedback have modules of their own, and this class runs their functions
+in its transactions, or mixes their methods in: ``FeedbackMethods``). The engine is
+synchronous and no database call runs on the event loop's thread. Each protocol call is one
+transaction (or, for SQLite writes that queued up together, one savepoint of a shared
+transaction, with the same outcome: see below).
 
 SQLite is the embedded default: WAL journal, ``synchronous=NORMAL``, foreign keys on and a
 busy timeout, set on every new connection. pysqlite's own transaction handling is turned off
@@ -72,7 +73,7 @@ from graft.context import Principal
 from graft.crypto import DataKeys, KeySource
 from graft.errors import ConfigError, NotFound
 from graft.messages import Message, Usage, new_id
-from graft.store import assistants, audit_sql, privacy, sentiments, sessions, users
+from graft.store import assistants, audit_sql, privacy, sentiments, sessions, titles, users
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
@@ -97,7 +98,6 @@ from graft.store.conversations import (
     INSERT_CONVERSATION,
     INSERT_TOOL_RUNS,
     INSERT_TURN,
-    LIST_CONVERSATIONS,
     LOCK_CONVERSATION,
     LOCK_TURNS_CONVERSATION,
     SELECT_CONVERSATION,
@@ -127,6 +127,7 @@ from graft.store.encrypted import (
     reencrypt_tables,
     seal,
 )
+from graft.store.feedback_sql import FeedbackMethods
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
 from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
 
@@ -144,7 +145,7 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x67726166  # any fixed bigint; serialises concurrent start()s
 
 
-class SQLStore:
+class SQLStore(FeedbackMethods):
     """The ``Store`` over a SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``)."""
 
     def __init__(self, url: str, *, data_keys: DataKeys | KeySource | None = None) -> None:
@@ -399,27 +400,24 @@ class SQLStore:
         return await self._read(work)
 
     async def list_conversations(
-        self, principal: Principal, *, limit: int = 50, offset: int = 0
+        self, principal: Principal, *, limit: int = 50, offset: int = 0, query: str | None = None
     ) -> list[ConversationInfo]:
-        """The principal's conversations, most recently updated first.
+        """The principal's conversations, most recently updated first; titled with ``query``.
 
         Raises:
             InvalidRequest: ``limit`` or ``offset`` is negative.
         """
         check_page(limit, offset)
-        params = {
-            "b_tenant": principal.tenant,
-            "b_user": principal.user_id,
-            "b_limit": limit,
-            "b_offset": offset,
-        }
+        search = partial(titles.list_conversations, principal=principal, keys=self._keys)
+        return await self._read(partial(search, limit=limit, offset=offset, query=query))
 
-        keys = self._keys
-
-        def work(conn: Connection) -> list[ConversationInfo]:
-            return [as_conversation(r, keys) for r in conn.execute(LIST_CONVERSATIONS, params)]
-
-        return await self._read(work)
+    async def rename_conversation(
+        self, conversation_id: str, principal: Principal, title: str
+    ) -> ConversationInfo:
+        """Set the title of the principal's conversation (``graft.store.titles``)."""
+        sealed = titles.stored_title(self._keys, conversation_id, title)  # off the transaction
+        rename = partial(titles.rename_conversation, principal=principal, keys=self._keys)
+        return await self._write(partial(rename, conversation_id=conversation_id, title=sealed))
 
     async def get_conversation(
         self, conversation_id: str, principal: Principal
