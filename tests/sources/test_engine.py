@@ -411,16 +411,6 @@ async def test_tables_columns_and_describe(db: Database) -> None:
         await db.describe("nope")
 
 
-async def test_sample_rows(db: Database) -> None:
-    sample = await db.sample_rows("employees", 2)
-    assert sample.columns == (await db.columns())["employees"]
-    assert (len(sample.rows), sample.truncated) == (2, None)
-    odd = await db.sample_rows("Odd Name")  # quoted as the dialect quotes
-    assert odd.columns == ["Key"] and len(odd.rows) == 2
-    with pytest.raises(QueryFailed, match="no table or view named"):
-        await db.sample_rows("employees; DROP TABLE employees")
-
-
 async def test_columns_are_cached_until_refresh(db: Database, source_url: str) -> None:
     assert "later" not in await db.columns()
     admin = admin_engine(source_url)

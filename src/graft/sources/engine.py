@@ -47,7 +47,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from decimal import Decimal
@@ -57,8 +57,7 @@ from typing import Any, Final, Literal, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Engine, Select, create_engine, event, inspect, literal_column, select, text
-from sqlalchemy import table as table_clause
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.reflection import ObjectKind
 from sqlalchemy.exc import ArgumentError, NoSuchTableError, SQLAlchemyError
@@ -280,15 +279,6 @@ class Database:
     async def describe(self, table: str) -> TableInfo:
         """Columns, keys, foreign keys and comments of ``table`` (a table or view)."""
         return await self._call(partial(_describe, table=table), self.limits, schema=True)
-
-    async def sample_rows(self, table: str, n: int = 3) -> QueryResult:
-        """The first ``n`` rows of ``table``, read like any query."""
-        if table not in await self.tables():
-            raise QueryFailed(f"{self.name!r} has no table or view named {table!r}")
-        statement: Select[Any] = select(literal_column("*"))
-        statement = statement.select_from(table_clause(table)).limit(n)
-        limits = replace(self.limits, max_rows=n)
-        return await self._call(partial(_read_rows, statement, {}, limits), limits)
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
