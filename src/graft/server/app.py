@@ -5,7 +5,8 @@ configuration checks) and closes it. ASGI middleware order, outermost first: met
 security headers, CORS (only with ``cors_origins``; a preflight needs no credentials),
 authentication (``graft.server.auth``: once, before routing), rate limits (they need the
 principal; ``graft.server.ratelimit``), then the body-size limit, so even refused requests
-are counted and carry the headers.
+are counted and carry the headers; innermost, ``POST /v1/chat/completions`` goes straight to
+its endpoint instead of through the router (``graft.server.fastpath``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from graft.server import (
 from graft.server.auth import PUBLIC_PATHS, Authenticate
 from graft.server.body import add_body_schemas
 from graft.server.errors import document_errors, install_error_handlers
+from graft.server.fastpath import ChatFastPath
 from graft.server.headers import SecurityHeaders, install_cors
 from graft.server.limits import BodySizeLimit
 from graft.server.metrics import Metrics, MetricsMiddleware
@@ -124,6 +126,7 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
 
     _complete_openapi(app)
 
+    app.add_middleware(ChatFastPath, fastapi=app, endpoint=chat.chat_completions)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=graft.settings.limits.max_body_bytes,

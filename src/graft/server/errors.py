@@ -86,7 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             message = f"no route {request.method} {request.url.path}"
         code = _HTTP_CODES.get(exc.status_code)
-        headers = dict(exc.headers or {})
+        headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() != "allow"}
         if exc.status_code == 405:
             # Every method of the path, not only those of the first route that matched it.
             headers["allow"] = ", ".join(sorted(_allowed_methods(request.app.routes, request)))
