@@ -83,6 +83,16 @@ def test_report_needs_a_store_that_persists() -> None:
     assert empty.exit_code == 0 and "no tagged messages" in empty.output
     bad = CliRunner().invoke(cli, ["sentiment", "report", "--since", "last tuesday"])
     assert bad.exit_code == 2 and "--since" in bad.output
+    bounded = CliRunner().invoke(
+        cli, ["sentiment", "report", "--since", "2026-11-01", "--until", "2026-11-08"]
+    )
+    assert bounded.exit_code == 0, bounded.output
+    backwards = CliRunner().invoke(
+        cli, ["sentiment", "report", "--since", "2026-11-08", "--until", "2026-11-01"]
+    )
+    assert backwards.exit_code == 2 and "is before --since" in backwards.output
+    unreadable = CliRunner().invoke(cli, ["sentiment", "report", "--until", "soon"])
+    assert unreadable.exit_code == 2 and "--until" in unreadable.output
 
 
 def test_ask_and_chat_show_the_tag(capsys: pytest.CaptureFixture[str]) -> None:

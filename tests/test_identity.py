@@ -63,19 +63,10 @@ async def test_a_key_carries_a_subset_of_its_user_and_creator_roles(store: Memor
 
 
 async def test_a_demoted_user_keys_lose_the_role_at_once(store: MemoryStore) -> None:
-    # The store has no "change roles" yet: a key made before a user lost a role is modelled
-    # by a key carrying a role the user no longer has.
-    ann = await store.create_user(tenant="t", name="ann", roles=["user"], groups=[])
-    key_id = "gk_0123456789ab"
-    key = f"{key_id}_{'x' * 43}"
-    await store.create_key(
-        ann,
-        key_id=key_id,
-        sha256=hash_key(key),
-        name="",
-        roles=["builder", "user"],
-        created_by="root",
-    )
+    ann = await store.create_user(tenant="t", name="ann", roles=["builder", "user"], groups=[])
+    key, _ = await issue_key(store, ann, creator=ADMIN)
+    assert (await principal_for_key(store, key)).roles == frozenset({"builder", "user"})
+    await store.set_user_roles("t", "ann", ["user"])
     assert (await principal_for_key(store, key)).roles == frozenset({"user"})
 
 

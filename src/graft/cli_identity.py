@@ -23,7 +23,7 @@ import click
 
 from graft import audit
 from graft.cli_common import async_command, opened_store, operator, settings_of
-from graft.errors import ConfigError
+from graft.errors import ConfigError, InvalidRequest
 from graft.identity import ROLES, check_roles, issue_key
 from graft.store import Store
 from graft.store.base import ApiKeyInfo, User
@@ -79,7 +79,7 @@ def _key_json(key: ApiKeyInfo) -> dict[str, Any]:
 
 @click.group()
 def users() -> None:
-    """Add, list, disable and enable users."""
+    """Add, list, disable and enable users; change their roles and groups."""
 
 
 @users.command("add")
@@ -151,6 +151,64 @@ async def users_disable(ctx: click.Context, name: str, tenant: str) -> None:
 async def users_enable(ctx: click.Context, name: str, tenant: str) -> None:
     """Enable user NAME again."""
     await _set_disabled(ctx, name, tenant, False)
+
+
+async def _change(ctx: click.Context, name: str, tenant: str, field: str, value: list[str]) -> User:
+    """Replace the user's ``field`` (roles or groups), audited as ``user.update``."""
+    async with _store(ctx) as store:
+        found = await store.get_user(tenant, name)
+        before = list(found.roles if field == "roles" else found.groups)
+        if sorted(before) == sorted(value):
+            return found
+        if field == "roles":
+            user = await store.set_user_roles(tenant, name, value)
+        else:
+            user = await store.set_user_groups(tenant, name, value)
+        details = {field: value, "before": {field: before}}
+        await _audit(store, "user.update", tenant, name, details)
+    return user
+
+
+@users.command("set-roles")
+@click.argument("name")
+@click.argument("roles", nargs=-1, required=True)
+@_TENANT
+@click.pass_context
+@async_command
+async def users_set_roles(
+    ctx: click.Context, name: str, roles: tuple[str, ...], tenant: str
+) -> None:
+    """Give user NAME exactly ROLES (e.g. ``admin,builder`` or ``admin builder``).
+
+    A role taken away is gone from their keys and browser sessions at their next request;
+    a role given reaches only the keys made after (make them a new key).
+    """
+    wanted = [role.strip() for arg in roles for role in arg.split(",") if role.strip()]
+    if not wanted:
+        raise click.BadParameter("name at least one role", param_hint="ROLES")
+    try:
+        chosen = check_roles(wanted)
+    except InvalidRequest as exc:
+        raise click.BadParameter(exc.message, param_hint="ROLES") from None
+    user = await _change(ctx, name, tenant, "roles", chosen)
+    click.echo(f"{user.name!r} in tenant {user.tenant!r}: roles {', '.join(user.roles)}")
+
+
+@users.command("set-groups")
+@click.argument("name")
+@click.argument("groups", nargs=-1)
+@_TENANT
+@click.pass_context
+@async_command
+async def users_set_groups(
+    ctx: click.Context, name: str, groups: tuple[str, ...], tenant: str
+) -> None:
+    """Put user NAME in exactly GROUPS (one argument each; none: no group)."""
+    wanted = sorted({group.strip() for group in groups})
+    if any(not group or len(group) > 255 for group in wanted):
+        raise click.BadParameter("a group name has 1 to 255 characters", param_hint="GROUPS")
+    user = await _change(ctx, name, tenant, "groups", wanted)
+    click.echo(f"{user.name!r} in tenant {user.tenant!r}: groups {', '.join(user.groups) or '-'}")
 
 
 @click.group()

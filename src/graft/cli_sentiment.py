@@ -85,7 +85,7 @@ def _write(analyzer: Analyzer, texts: list[str]) -> None:
     sys.stdout.flush()
 
 
-def _since(value: str | None) -> datetime | None:
+def _since(value: str | None, option: str = "--since") -> datetime | None:
     """``7d``, ``12h``, ``2w`` ago, or an ISO date or time (UTC when no zone is given)."""
     if value is None:
         return None
@@ -96,7 +96,7 @@ def _since(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r}: use 7d, 12h, 2w or a date such as 2026-11-01", param_hint="--since"
+            f"{value!r}: use 7d, 12h, 2w or a date such as 2026-11-01", param_hint=option
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -107,6 +107,7 @@ def _since(value: str | None) -> datetime | None:
 @click.option("--conversation", default=None, help="One conversation, point by point.")
 @click.option("--user", default=None, help="Only this user's conversations.")
 @click.option("--since", default=None, help="7d, 12h, 2w, or an ISO date.")
+@click.option("--until", default=None, help="The end (not included): 1d, or an ISO date.")
 @click.option(
     "--bucket", type=click.Choice(["hour", "day", "week"]), default="day", show_default=True
 )
@@ -119,11 +120,15 @@ def report(
     conversation: str | None,
     user: str | None,
     since: str | None,
+    until: str | None,
     bucket: str,
     as_json: bool,
 ) -> None:
     """Sentiment of users' messages over time, per assistant (or per conversation)."""
     start = _since(since)
+    end = _since(until, "--until")
+    if start is not None and end is not None and end < start:
+        raise click.BadParameter(f"{until!r} is before --since {since!r}", param_hint="--until")
 
     async def read() -> list[SentimentPoint]:
         settings = settings_of(ctx)
@@ -134,6 +139,7 @@ def report(
                 conversation_id=conversation,
                 user_id=user,
                 since=start,
+                until=end,
                 bucket=bucket,  # type: ignore[arg-type]  # click.Choice checked it
             )
 

@@ -10,6 +10,8 @@ whole key. A key of 256 random bits needs no slow hash: nobody can guess one, an
 does not let anyone rebuild it. A key carries a subset of its user's roles, chosen when it
 is made and never more than its creator holds; at each request it gets the roles it carries
 that its user still has, so demoting or disabling a user takes effect on their keys at once.
+Nothing is cached: the key and its user are read from the store at every request (browser
+sessions too: ``graft.sessions``). A role given to a user reaches only the keys made after.
 An unknown key, a wrong secret, a revoked key and a disabled user all get the same answer.
 """
 

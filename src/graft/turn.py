@@ -5,7 +5,7 @@ shows the whole data flow::
 
     authorize ─▶ load history ─▶ store the new messages ─▶ input middleware
         ─▶ agent loop (model ⇄ tools, approvals) ─▶ output middleware ─▶ link guard
-        ─▶ events ─▶ store what was shown
+        ─▶ events ─▶ store what was shown (and the passages it cited)
 
 Authentication happens at the edge (it depends on the transport) and arrives here as the
 ``Principal``. Errors that make the request itself invalid (unknown assistant, forbidden,
@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -30,7 +30,7 @@ from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
 from graft.config import AssistantSettings
 from graft.context import Context, Principal
 from graft.errors import InvalidRequest, NotFound, PermissionDenied
-from graft.events import ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
+from graft.events import Citations, ErrorEvent, Event, TextDelta, TurnDone, TurnStarted
 from graft.knowledge.citations import CitationGuard
 from graft.links import LinkGuard
 from graft.messages import Message, Usage
@@ -112,6 +112,7 @@ async def run_turn(
     pending = False
     error: str | None = None
     finish_reason: str | None = None
+    cited: list[dict[str, Any]] | None = None  # the answer's footnotes, stored with the turn
     visible = _VisibleText()
     try:
         system = Message("system", f"{assistant.system_prompt}\n\n{UNTRUSTED_NOTICE}")
@@ -143,6 +144,8 @@ async def run_turn(
                 visible.add(event)
                 if isinstance(event, ErrorEvent):
                     error = event.message
+                elif isinstance(event, Citations) and event.stage == "cited":
+                    cited = event.citations
                 elif isinstance(event, TurnDone):
                     finish_reason = event.finish_reason
                     # The caller may send the answer's last byte before storing it: until
@@ -174,6 +177,7 @@ async def run_turn(
                     finish_reason=finish_reason,
                     duration_ms=(time.perf_counter() - started) * 1000,
                     error=error,
+                    citations=cited,
                 )
             except NotFound:
                 # The conversation was deleted while the turn ran: nothing left to update.

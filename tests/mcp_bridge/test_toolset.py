@@ -114,14 +114,24 @@ async def test_session_is_kept_and_a_crashed_server_restarts() -> None:
     toolset = MCPToolset("test", stdio_settings(prefix="t"))
     ctx = context()
     try:
+        assert toolset.connected_tools() is None  # asking starts nothing
+        assert toolset._session is None
         box = await ToolRouter([toolset]).resolve(ctx)
+        connected = toolset.connected_tools()
+        assert connected is not None and connected == box.definitions
         pid = int(await box.call("t_server_pid", "{}", ctx))
         assert int(await box.call("t_server_pid", "{}", ctx)) == pid  # one process, kept open
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(ToolError, match="stopped answering.*starts it again"):
             await box.call("t_add", '{"a": 1, "b": 1}', ctx)
+        assert toolset.connected_tools() is None
         assert await box.call("t_add", '{"a": 1, "b": 1}', ctx) == "2"
         assert int(await box.call("t_server_pid", "{}", ctx)) != pid
+        assert toolset.connected_tools() is None  # reconnected by a call: tools not listed
+        await ToolRouter([toolset]).resolve(ctx)  # the next turn lists them
+        assert toolset.connected_tools() == connected
+        await toolset.aclose()
+        assert toolset.connected_tools() is None
     finally:
         await toolset.aclose()
 

@@ -86,11 +86,10 @@ def test_an_admin_lists_adds_disables_and_enables_their_tenants_users(people: An
     on = call("root", "PATCH", "/v1/admin/users/dan", json={"disabled": False})
     assert on.status_code == 200 and on.json()["disabled"] is False
     assert call("dan", "GET", "/v1/me").status_code == 200
-    # Roles cannot change yet; the same roles are no change.
-    roles = call("root", "PATCH", "/v1/admin/users/dan", json={"roles": ["admin"]})
-    assert roles.status_code == 400 and roles.json()["error"]["param"] == "roles"
-    same = call("root", "PATCH", "/v1/admin/users/dan", json={"roles": ["user", "builder"]})
-    assert same.status_code == 200
+    # The same roles and groups, in any order, are no change (and no audit record).
+    unchanged = {"roles": ["user", "builder"], "groups": ["ops", "hr"]}
+    same = call("root", "PATCH", "/v1/admin/users/dan", json=unchanged)
+    assert same.status_code == 200 and same.json()["groups"] == ["hr", "ops"]
     myself = call("root", "PATCH", "/v1/admin/users/root", json={"disabled": True})
     assert myself.status_code == 400
     assert call("root", "PATCH", "/v1/admin/users/eve", json={"disabled": True}).status_code == 404
@@ -107,6 +106,98 @@ def test_an_admin_lists_adds_disables_and_enables_their_tenants_users(people: An
         ("user.enable", "root", "acme", "dan"),
     ]
     assert json.loads(records[0].details) == {"roles": ["builder", "user"], "groups": ["hr", "ops"]}
+
+
+def test_an_admin_changes_roles_and_groups_and_keys_and_sessions_follow(people: Any) -> None:
+    call, keys, graft = people
+    url = str(call("root", "GET", "/v1/me").url).removesuffix("/v1/me")
+    made = call(
+        "root", "POST", "/v1/admin/users", json={"name": "dan", "roles": ["builder", "user"]}
+    )
+    assert made.status_code == 201, made.text
+    dan = anyio.run(graft.store.get_user, "acme", "dan")
+    keys["dan"], _ = anyio.run(lambda: issue_key(graft.store, dan, creator=OPERATOR, name="k"))
+    signed_in = call("dan", "POST", "/v1/auth/session")
+    assert signed_in.status_code == 201, signed_in.text
+    cookie = {"cookie": f"graft_session={signed_in.cookies['graft_session']}"}
+
+    def me() -> list[tuple[list[str], list[str]]]:
+        """Dan's roles and groups as his key and his browser session see them now."""
+        by_key = call("dan", "GET", "/v1/me").json()
+        by_cookie = httpx.get(f"{url}/v1/me", headers=cookie).json()
+        return [(found["roles"], found["groups"]) for found in (by_key, by_cookie)]
+
+    assert me() == [(["builder", "user"], [])] * 2
+    change = {"roles": ["user"], "groups": ["ops", " hr ", "ops"]}
+    changed = call("root", "PATCH", "/v1/admin/users/dan", json=change)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["roles"], changed.json()["groups"]) == (["user"], ["hr", "ops"])
+    assert me() == [(["user"], ["hr", "ops"])] * 2  # at the next request, no sign-in again
+    back = call("root", "PATCH", "/v1/admin/users/dan", json={"roles": ["builder", "user"]})
+    assert back.status_code == 200 and me()[0] == (["builder", "user"], ["hr", "ops"])
+    # Given a role his key was not made with, dan needs a new key for it.
+    admin = call("root", "PATCH", "/v1/admin/users/dan", json={"roles": ["admin", "user"]})
+    assert admin.json()["roles"] == ["admin", "user"] and me()[0] == (["user"], ["hr", "ops"])
+    new_key = call("root", "POST", "/v1/keys", json={"user": "dan", "name": "admin"})
+    assert new_key.status_code == 201 and new_key.json()["roles"] == ["admin", "user"]
+    keys["dan as admin"] = new_key.json()["key"]
+    assert call("dan as admin", "GET", "/v1/me").json()["is_admin"] is True
+    # Bad changes are refused with the field at fault, and change nothing.
+    for body, param in (
+        ({"roles": ["god"]}, "roles"),
+        ({"roles": []}, "roles"),
+        ({"groups": ["  "]}, "groups"),
+        ({"groups": ["x" * 256]}, "groups"),
+        ({"roles": ["user"], "groups": [""]}, "groups"),
+    ):
+        refused = call("root", "PATCH", "/v1/admin/users/dan", json=body)
+        assert refused.status_code == 400, (body, refused.text)
+        assert refused.json()["error"]["param"] == param, (body, refused.text)
+    assert anyio.run(graft.store.get_user, "acme", "dan").roles == ("admin", "user")
+    # An admin keeps their own admin role; other changes to themselves are fine.
+    myself = call("root", "PATCH", "/v1/admin/users/root", json={"roles": ["builder", "user"]})
+    assert myself.status_code == 400 and "admin role from yourself" in myself.text
+    kept = call(
+        "root", "PATCH", "/v1/admin/users/root", json={"roles": ["admin"], "groups": ["it"]}
+    )
+    assert kept.status_code == 200 and (kept.json()["roles"], kept.json()["groups"]) == (
+        ["admin"],
+        ["it"],
+    )
+    assert call("root", "GET", "/v1/me").json()["roles"] == ["admin"]
+    # Another tenant's user does not exist here; the change and a disabling in one request.
+    elsewhere = call("root", "PATCH", "/v1/admin/users/eve", json={"roles": ["user"]})
+    assert elsewhere.status_code == 404
+    both = call("root", "PATCH", "/v1/admin/users/dan", json={"roles": ["user"], "disabled": True})
+    assert both.json()["roles"] == ["user"] and both.json()["disabled"] is True
+    records = anyio.run(graft.store.list_audit, None, 1000)
+    updates = [
+        (r.actor, r.target, json.loads(r.details)) for r in records if r.action == "user.update"
+    ]
+    assert updates == [
+        (
+            "root",
+            "dan",
+            {
+                "roles": ["user"],
+                "groups": ["hr", "ops"],
+                "before": {"roles": ["builder", "user"], "groups": []},
+            },
+        ),
+        ("root", "dan", {"roles": ["builder", "user"], "before": {"roles": ["user"]}}),
+        ("root", "dan", {"roles": ["admin", "user"], "before": {"roles": ["builder", "user"]}}),
+        (
+            "root",
+            "root",
+            {
+                "roles": ["admin"],
+                "groups": ["it"],
+                "before": {"roles": ["admin", "user"], "groups": []},
+            },
+        ),
+        ("root", "dan", {"roles": ["user"], "before": {"roles": ["admin", "user"]}}),
+    ]
+    assert records[-1].action == "user.disable"
 
 
 def test_anyone_else_gets_what_an_unknown_path_gets(people: Any) -> None:

@@ -63,3 +63,27 @@ def test_a_new_key_is_shown_once_and_carries_no_more_than_allowed(people: Any) -
     assert elsewhere.status_code == 404
     unknown_field = call("ann", "POST", json={"tenant": "globex"})
     assert unknown_field.status_code == 400
+
+
+def test_an_admin_makes_a_key_for_a_user_of_their_tenant_only(people: Any, team: Team) -> None:
+    call, keys = people
+    for_bob = call("root", "POST", json={"user": "bob", "name": "from root"})
+    assert for_bob.status_code == 201, for_bob.text
+    assert {k: for_bob.json()[k] for k in ("user", "roles", "created_by")} == {
+        "user": "bob",
+        "roles": ["user"],
+        "created_by": "root",
+    }
+    keys["bob's new key"] = for_bob.json()["key"]
+    me = team.call("bob's new key", "GET", "/v1/me").json()
+    assert (me["user"], me["tenant"], me["is_admin"]) == ("bob", "acme", False)
+    assert "from root" in [k["name"] for k in call("bob", "GET").json()["data"]]
+    # Not more than bob has; not a user of another tenant (as if there were none).
+    beyond = call("root", "POST", json={"user": "bob", "roles": ["admin"]})
+    assert beyond.status_code == 400 and beyond.json()["error"]["param"] == "roles"
+    for_eve = call("root", "POST", json={"user": "eve"})
+    assert for_eve.status_code == 404 and for_eve.json()["error"]["code"] == "user_not_found"
+    # A non-admin naming someone else gets the same 404, whether the user exists or not.
+    assert call("ann", "POST", json={"user": "bob"}).text.replace("bob", "x") == call(
+        "ann", "POST", json={"user": "nobody"}
+    ).text.replace("nobody", "x")

@@ -1,9 +1,9 @@
 """Encryption at rest in the SQL store, on SQLite and PostgreSQL: what reaches the disk.
 
-Contents, tool calls, tool arguments and results, titles and feedback comments are stored sealed
-(``graft.crypto``): the SQLite file and its WAL hold none of the plaintext, PostgreSQL's
-columns hold ciphertext, a changed byte is an integrity error, and ``graft keys
-rotate-data-key`` re-encrypts everything while older rows stay readable.
+Contents, tool calls, tool arguments and results, titles, feedback comments and the passages
+a turn cited are stored sealed (``graft.crypto``): the SQLite file and its WAL hold none of
+the plaintext, PostgreSQL's columns hold ciphertext, a changed byte is an integrity error,
+and ``graft keys rotate-data-key`` re-encrypts everything while older rows stay readable.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from graft.messages import Message, ToolCall, Usage
 from graft.runtime import Graft
 from graft.store import ToolRun
 from graft.store.encrypted import ENCRYPTED_TABLES, MESSAGES, reencrypt_batch
-from graft.store.schema import t_conversations, t_messages
+from graft.store.schema import t_conversations, t_messages, t_turns
 from graft.store.sql import SQLStore
 
 ALICE = Principal("alice", tenant="acme")
@@ -48,7 +48,17 @@ TOOL_ARGUMENTS = '{"query": "Nightjar vault 北门密码"}'
 TOOL_RESULT = "Nightjar result: 保险库在地下二层"
 ANSWER = "Nightjar answer: 明白，黎明时分见"
 COMMENT = "Nightjar feedback: 北门 was the wrong gate"
-FRAGMENTS = ("Nightjar", "机密计划", "黎明时分", "北门", "保险库", "明白")
+CITATIONS = [
+    {
+        "n": 1,
+        "document_id": "doc_1",
+        "chunk_id": 7,
+        "title": "Nightjar handbook",
+        "text": "Handover 地下二层 at 黎明时分",
+        "link": "/v1/knowledge/documents/doc_1#chunk-7",
+    }
+]
+FRAGMENTS = ("Nightjar", "机密计划", "黎明时分", "北门", "保险库", "明白", "地下二层")
 """Pieces of every stored value, none of which may appear on disk."""
 
 
@@ -75,6 +85,7 @@ async def store_secret_turn(store: SQLStore, principal: Principal = ALICE) -> st
         usage=Usage(30, 12),
         finish_reason="stop",
         duration_ms=40.0,
+        citations=CITATIONS,
     )
     await store.put_feedback(principal, tid, "down", COMMENT)
     return cid
@@ -89,6 +100,7 @@ async def assert_readable(store: SQLStore, cid: str, principal: Principal = ALIC
     assert info.title == SECRET
     assert [s.message for s in stored] == history
     assert turn.tool_runs == [ToolRun("call_1", "search", TOOL_ARGUMENTS, TOOL_RESULT, False, 3.5)]
+    assert turn.citations == CITATIONS
     titles = {c.id: c.title for c in await store.list_conversations(principal)}
     assert titles[cid] == SECRET
     feedback = await store.get_feedback_for(cid, principal)
@@ -245,6 +257,28 @@ async def test_a_flipped_byte_in_a_title_is_an_integrity_error(
         await sql_store.list_conversations(ALICE)
 
 
+async def test_a_flipped_byte_in_a_turns_citations_is_an_integrity_error(
+    sql_store: SQLStore, sql_url: str
+) -> None:
+    cid = await store_secret_turn(sql_store)
+    engine = outside_engine(sql_url)
+    try:
+        with engine.begin() as conn:
+            turn_id, cited = conn.execute(
+                select(t_turns.c.id, t_turns.c.citations).where(t_turns.c.conversation_id == cid)
+            ).one()
+            assert key_id_of(cited) is not None
+            conn.execute(
+                update(t_turns)
+                .where(t_turns.c.id == turn_id)
+                .values(citations=flip_one_character(cited))
+            )
+    finally:
+        engine.dispose()
+    with pytest.raises(DataIntegrityError, match=f"turns.citations/{cid}"):
+        await sql_store.get_conversation(cid, ALICE)
+
+
 async def test_a_value_moved_to_another_conversation_does_not_decrypt(
     sql_store: SQLStore, sql_url: str
 ) -> None:
@@ -318,6 +352,7 @@ async def test_plaintext_from_before_encryption_reads_and_rotation_encrypts_it(
         assert done.counts["tool_runs.result"].encrypted == 1
         assert done.counts["conversations.title"].encrypted == 1
         assert done.counts["feedback.comment"].encrypted == 1
+        assert done.counts["turns.citations"].encrypted == 1
         assert all(c.reencrypted == 0 for c in done.counts.values())
         assert_all_sealed_with(sql_url, keys.current_id)
         await assert_readable(store, cid)

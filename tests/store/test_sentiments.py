@@ -8,7 +8,7 @@ times: a tag is dated when its turn began, so the tests set the stores' clock
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from sqlalchemy import func, select
@@ -260,6 +260,41 @@ async def test_a_report_narrows_by_assistant_conversation_user_and_time(
     assert await store.sentiment_report("globex", user_id="alice") == []
 
 
+async def test_a_report_ends_before_until(store: Store, clock: type[Clock]) -> None:
+    clock.at = T0
+    cid, _ = await turn(store, ALICE, tag=SAD)
+    clock.at = T0 + timedelta(hours=2)
+    await turn(store, ALICE, conversation_id=cid, tag=GLAD)
+    clock.at = T0 + timedelta(days=1)
+    await turn(store, ALICE, conversation_id=cid, tag=MEH)
+
+    def counts(points: list[SentimentPoint]) -> list[tuple[int, int, int]]:
+        return [(p.negative, p.neutral, p.positive) for p in points]
+
+    hour = timedelta(hours=1)
+    assert counts(await store.sentiment_report("acme", until=T0 + hour, bucket="hour")) == [
+        (1, 0, 0)
+    ]
+    # Exactly at ``until`` does not count: [since, until) ranges never overlap.
+    assert counts(await store.sentiment_report("acme", until=T0 + 2 * hour, bucket="hour")) == [
+        (1, 0, 0)
+    ]
+    between = await store.sentiment_report(
+        "acme", since=T0 + hour, until=T0 + timedelta(days=1), bucket="day"
+    )
+    assert counts(between) == [(0, 0, 1)]
+    assert await store.sentiment_report("acme", since=T0, until=T0) == []  # an empty range
+    assert counts(await store.sentiment_report("acme", until=T0 + timedelta(days=2))) == [
+        (1, 0, 1),
+        (0, 1, 0),
+    ]
+    # A zone other than UTC names the same moment.
+    berlin = timezone(timedelta(hours=1))
+    assert counts(
+        await store.sentiment_report("acme", until=(T0 + hour).astimezone(berlin), bucket="hour")
+    ) == [(1, 0, 0)]
+
+
 async def test_weeks_start_on_monday_and_days_at_utc_midnight(
     store: Store, clock: type[Clock]
 ) -> None:
@@ -285,6 +320,14 @@ async def test_weeks_start_on_monday_and_days_at_utc_midnight(
 async def test_a_report_refuses_a_naive_since_and_an_unknown_bucket(store: Store) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         await store.sentiment_report("acme", since=datetime(2026, 3, 2))
+    with pytest.raises(ValueError, match="until must be timezone-aware"):
+        await store.sentiment_report("acme", until=datetime(2026, 3, 2))
+    with pytest.raises(InvalidRequest) as caught:
+        await store.sentiment_report("acme", since=T0, until=T0 - timedelta(seconds=1))
+    assert caught.value.message == (
+        "until (2026-03-02T09:14:59+00:00) is before since (2026-03-02T09:15:00+00:00)"
+    )
+    assert caught.value.param == "until"
     with pytest.raises(InvalidRequest):
         await store.sentiment_report("acme", bucket="month")  # type: ignore[arg-type]
 

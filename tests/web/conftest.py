@@ -1,10 +1,14 @@
 """The web UI end to end: a real graft on a real server, driven in Debian's Chromium.
 
 ``site`` is a graft on a SQLite file (knowledge needs SQL) with a scripted model
-(``Script``), a tool that needs approval (``send_email``), a handbook in the ``hb``
-collection, and ann, a builder with an API key, so the UI shows its login page. The
-browser is ``/usr/bin/chromium`` driven by Playwright's Python package; it never downloads a
+(``script``), a tool that needs approval (``send_email``), a handbook in the ``hb``
+collection, and three people of tenant acme with API keys, so the UI shows its login page:
+ann (a builder), ada (an admin) and bob (a plain user). The browser is ``/usr/bin/chromium``
+driven by Playwright's Python package, started once per session; it never downloads a
 browser. Without Chromium, or without a built UI, the tests fail and say what to do.
+
+``axe_violations`` runs axe-core (web/node_modules/axe-core, a devDependency of the UI) in
+a page, under the page's own CSP, and answers its serious and critical findings.
 
 Every test leaves screenshots in ``build/test-artifacts/web/`` (git-ignored), passed or
 failed: ``shot(page, name)`` for the steps, and one of the last screen when the page closes,
@@ -14,8 +18,10 @@ with the browser console's messages beside it.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from graft.config import Settings
 from graft.context import Principal
@@ -50,6 +57,7 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 BUILT_UI = REPO / "src" / "graft" / "server" / "static" / "index.html"
+AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = REPO / "build" / "test-artifacts" / "web"
 STREAMING = '[data-testid="message"][data-role="assistant"][data-streaming="true"]'
 """An answer still streaming."""
@@ -62,12 +70,33 @@ CODE_ANSWER = (
 )
 XSS = '<img src=x onerror="window.__xss = 1"> and <script>window.__xss = 2</script> done'
 HANDBOOK = "# Leave\n\nSick leave: ten days a year, paid in full.\n"
+PIRATE = "Talk like a pirate."
+"""A system prompt the script recognises: its answers then start with ``Arr``."""
+SLOW_WORDS = 150
+"""How many words the answer to a question with ``slowly`` has, one every ``SLOW_DELAY`` s."""
+SLOW_DELAY = 0.05
 
 
-def script(request: ModelRequest) -> Response:
-    """The model's answer, chosen by the last user message (and the tools' answers so far)."""
-    asked = next((m.content or "" for m in reversed(request.messages) if m.role == "user"), "")
+def last_question(request: ModelRequest) -> str:
+    """The text of the request's last user message."""
+    return next((m.content or "" for m in reversed(request.messages) if m.role == "user"), "")
+
+
+def script(request: ModelRequest, times: int = 1) -> Response:
+    """The model's answer, chosen by the last user message (and the tools' answers so far).
+
+    ``times`` is how often the model has been asked this question (a regenerated answer
+    differs from the first); an assistant whose prompt is ``PIRATE`` answers like one.
+    """
+    asked = last_question(request)
     done = [m.name for m in request.messages if m.role == "tool"]
+    system = " ".join(m.content or "" for m in request.messages if m.role == "system")
+    if PIRATE in system:
+        return f"Arr, you asked: {asked}"
+    if "joke" in asked:
+        return f"Joke number {times}."
+    if "slowly" in asked:
+        return " ".join(f"w{n}" for n in range(1, SLOW_WORDS + 1))
     if "mail" in asked:
         # The calculator's output is untrusted content: the mail then needs the user's yes.
         if not done:
@@ -87,14 +116,24 @@ def script(request: ModelRequest) -> Response:
 class Gated:
     """``FunctionModel(script)`` that, while ``hold`` is set, pauses after its first word.
 
-    The test sees the answer streaming, then ``release()``s the rest.
+    The test sees the answer streaming, then ``release()``s the rest. A question with
+    ``slowly`` streams a word every ``SLOW_DELAY`` seconds. ``requests`` holds what the model
+    was sent.
     """
 
     def __init__(self) -> None:
-        self.inner = FunctionModel(script, id="test:web")
+        self.asked: Counter[str] = Counter()
+        self.inner = FunctionModel(self._answer, id="test:web")
         self.id = self.inner.id
+        self.requests = self.inner.requests
         self.hold = threading.Event()
         self._released = threading.Event()
+
+    def _answer(self, request: ModelRequest) -> Response:
+        asked = last_question(request)
+        if not any(m.role == "tool" for m in request.messages):
+            self.asked[asked] += 1
+        return script(request, self.asked[asked])
 
     def release(self) -> None:
         """Let the held answer finish."""
@@ -103,8 +142,11 @@ class Gated:
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """The scripted answer, held after its first piece of text when asked to."""
         held = not self.hold.is_set()
+        slow = "slowly" in last_question(request)
         async for chunk in self.inner.stream(request):
             yield chunk
+            if slow and isinstance(chunk, TextChunk):
+                await asyncio.sleep(SLOW_DELAY)
             if not held and isinstance(chunk, TextChunk):
                 held = True
                 for _ in range(1500):  # 30 s at most
@@ -134,15 +176,25 @@ class Mailer:
 
 @dataclass
 class Site:
-    """The graft under test: its address, ann's key, the model, and what it holds."""
+    """The graft under test: its address, the keys, the model, and what it holds.
+
+    ``key`` is ann's (a builder), ``admin_key`` ada's (an admin), ``user_key`` bob's (a user).
+    """
 
     url: str
-    key: str
+    key: str = field(repr=False)
     graft: Graft
     model: Gated
     mailer: Mailer
     handbook_id: str
+    admin_key: str = field(default="", repr=False)
+    user_key: str = field(default="", repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def api(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> Any:
+        """Call the API with a key (ada's, the admin's, unless told); the ``httpx`` response."""
+        headers = {"authorization": f"Bearer {key or self.admin_key}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=15, **kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -235,13 +287,16 @@ def shot(artifacts: Path) -> Callable[[Page, str], None]:
     return take
 
 
-async def _prepare(graft: Graft, settings: Settings, docs: Path) -> tuple[str, str]:
-    """ann (a builder in acme) with a key, and the handbook in the ``hb`` collection."""
+PEOPLE = {"ann": ["builder", "user"], "ada": ["admin", "user"], "bob": ["user"]}
+
+
+async def _prepare(graft: Graft, settings: Settings, docs: Path) -> tuple[dict[str, str], str]:
+    """ann, ada and bob (of acme) with keys, and the handbook in the ``hb`` collection."""
     await graft.start()  # started again by the server, which closes it at the end
-    ann = await graft.store.create_user(
-        tenant="acme", name="ann", roles=["builder", "user"], groups=[]
-    )
-    key, _ = await issue_key(graft.store, ann, creator=OPERATOR, name="browser")
+    keys = {}
+    for name, roles in PEOPLE.items():
+        person = await graft.store.create_user(tenant="acme", name=name, roles=roles, groups=[])
+        keys[name], _ = await issue_key(graft.store, person, creator=OPERATOR, name="browser")
     index = await open_index(graft.store)
     assert index is not None
     await Ingestion(
@@ -249,7 +304,7 @@ async def _prepare(graft: Graft, settings: Settings, docs: Path) -> tuple[str, s
     ).run([str(docs / "handbook.md")])
     reader = Principal("ann", frozenset({"user"}), tenant="acme")
     [document] = await anyio.to_thread.run_sync(index.documents, reader, "hb")
-    return key, str(document["id"])
+    return keys, str(document["id"])
 
 
 @pytest.fixture
@@ -258,7 +313,7 @@ def site(
     settings_factory: Callable[..., Settings],
     live_server: Callable[[Graft], Any],
 ) -> Site:
-    """A live graft: the scripted model, the mailer, the handbook, ann's key."""
+    """A live graft: the scripted model, the mailer, the handbook, the people's keys."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "handbook.md").write_text(HANDBOOK)
@@ -272,15 +327,16 @@ def site(
     graft = Graft(settings, entry_points=False, models={model.id: model}, plugins=(mailer,))
     # Playwright's sync API keeps an event loop of its own in this thread: set up in another.
     with ThreadPoolExecutor(1) as thread:
-        key, handbook = thread.submit(anyio.run, _prepare, graft, settings, docs).result()
-    return Site(live_server(graft).url, key, graft, model, mailer, handbook)
+        keys, handbook = thread.submit(anyio.run, _prepare, graft, settings, docs).result()
+    url = live_server(graft).url
+    return Site(url, keys["ann"], graft, model, mailer, handbook, keys["ada"], keys["bob"])
 
 
-def sign_in(page: Page, site: Site) -> None:
-    """Open the UI, land on the login page, sign in with ann's key, reach the chat."""
+def sign_in(page: Page, site: Site, key: str | None = None) -> None:
+    """Open the UI, land on the login page, sign in with a key (ann's), reach the chat."""
     page.goto(f"{site.url}/")
     page.wait_for_url(re.compile(r"#/login"))
-    page.get_by_test_id("login-key").fill(site.key)
+    page.get_by_test_id("login-key").fill(key or site.key)
     page.get_by_test_id("login-submit").click()
     page.get_by_test_id("composer").wait_for(state="visible")
 
@@ -295,3 +351,52 @@ def ask(page: Page, text: str) -> None:
 def last_answer(page: Page) -> Any:
     """The locator of the last assistant message."""
     return page.locator('[data-testid="message"][data-role="assistant"]').last
+
+
+def answered(page: Page, text: str) -> Any:
+    """Wait until no answer streams and the last one contains ``text``; that answer."""
+    answer = last_answer(page)
+    expect(answer).to_contain_text(text)
+    expect(page.locator(STREAMING)).to_have_count(0)
+    return answer
+
+
+def axe_violations(page: Page, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """axe-core's findings of these impacts on the page as it is, one line per finding.
+
+    axe is evaluated as the page's own script would be, through the debugger, so the page
+    keeps its CSP (a ``<script>`` tag with axe's text inline would be refused by it).
+    """
+    if not AXE.is_file():
+        pytest.fail(
+            f"{AXE} is missing: run `npm --prefix web ci` (axe-core is a devDependency)",
+            pytrace=False,
+        )
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text())
+    found = page.evaluate(
+        """async () => {
+            const result = await window.axe.run(document, {resultTypes: ['violations']});
+            return result.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.map(n => ({target: n.target.join(' '),
+                                          summary: n.failureSummary || ''})),
+            }));
+        }"""
+    )
+    lines = []
+    for violation in found:
+        if violation["impact"] not in impacts:
+            continue
+        for node in violation["nodes"]:
+            summary = " ".join(node["summary"].split())[:240]
+            lines.append(
+                f"{violation['impact']} {violation['id']} ({violation['help']}) at "
+                f"{node['target']}: {summary}"
+            )
+    return lines
+
+
+def dump(value: Any) -> str:
+    """``value`` as indented JSON, for failure messages."""
+    return json.dumps(value, indent=1, ensure_ascii=False, default=str)

@@ -69,3 +69,33 @@ def test_a_citation_opens_the_document_at_the_cited_passage(
     expect(passage).to_be_in_viewport()
     expect(page.locator('[data-highlighted="true"]')).to_have_count(1)
     shot(page, "cited-passage")
+
+
+def test_after_a_reload_the_citation_still_opens_the_passage(
+    page: Page, site: Site, shot: Shot
+) -> None:
+    sign_in(page, site)
+    ask(page, "how much sick leave do I get?")
+    expect(page.locator(STREAMING)).to_have_count(0)
+    expect(last_answer(page).get_by_test_id("citation")).to_have_count(1)
+    page.wait_for_url(re.compile(r"#/chat/conv_\w+"))
+
+    page.reload()  # the conversation comes back from GET /v1/conversations/{id}
+    answer = last_answer(page)
+    expect(answer).to_contain_text("You get ten days of sick leave a year")
+    citation = answer.get_by_test_id("citation")
+    expect(citation).to_have_count(1)  # a link, not the plain text "[1]"
+    expect(citation).to_have_text(re.compile(r"1"))
+    expect(citation).to_have_attribute("href", re.compile(rf"#/knowledge/doc/{site.handbook_id}"))
+    citation.focus()
+    preview = page.get_by_test_id("citation-preview")
+    expect(preview).to_be_visible()
+    expect(preview).to_contain_text("ten days a year")
+    shot(page, "reloaded-citation-preview")
+
+    citation.click()
+    page.wait_for_url(re.compile(rf"#/knowledge/doc/{site.handbook_id}\?chunk=\d+$"))
+    chunk = page.url.rpartition("chunk=")[2]
+    passage = page.locator(f"#chunk-{chunk}")
+    expect(passage).to_have_attribute("data-highlighted", "true")
+    expect(passage).to_contain_text("Sick leave: ten days a year")

@@ -37,17 +37,18 @@ function Toasts(): JSX.Element {
 function LangSwitch(): JSX.Element {
   const lang = getLang();
   const next = LANGS.find((l) => l !== lang) ?? "en";
+  const name = next === "zh-CN" ? "中文" : "English";
   return (
     <button
       type="button"
       class="btn ghost small lang"
       data-testid="lang"
-      aria-label={t("lang.label")}
+      aria-label={`${t("lang.label")}: ${name}`}
       title={t("lang.label")}
       onClick={() => setLang(next)}
     >
       <Icon name="globe" size={16} />
-      <span lang={next}>{next === "zh-CN" ? "中文" : "English"}</span>
+      <span lang={next}>{name}</span>
     </button>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ChatChunk, Conversation } from "../src/api/types";
+import type { ChatChunk, Citation, Conversation } from "../src/api/types";
 import {
   type ChatMessage,
   applyChunk,
@@ -169,6 +169,21 @@ describe("stored conversations", () => {
     expect(answer?.feedback?.rating).toBe("up");
     expect(answer?.turnId).toBe("t1");
     expect(messages[3]?.error).toBe("model down");
+  });
+
+  it("give an answer the footnotes its turn cited, as the live event did", () => {
+    const cited: Citation[] = [
+      { n: 2, document_id: "d1", chunk_id: 7, link: "/v1/knowledge/documents/d1#chunk-7", title: "Leave", text: "ten days" },
+      { n: 1, document_id: "d1", chunk_id: 3, link: "/v1/knowledge/documents/d1#chunk-3", title: "Leave", text: "paid" },
+    ];
+    const turn = { ...conversation.turns[0]!, citations: cited };
+    const [, answer, , failed] = fromConversation({ ...conversation, turns: [turn, conversation.turns[1]!] });
+    const [live] = fold([{ graft: { event: "citations", stage: "cited", citations: cited } }]);
+    expect(answer?.citations).toEqual(live.citations);
+    expect(answer?.citations.map((c) => c.n)).toEqual([1, 2]);
+    expect(failed?.citations).toEqual([]);
+    // Stored before turns kept citations, or none cited: no footnotes.
+    expect(fromConversation(conversation)[1]?.citations).toEqual([]);
   });
 
   it("show a turn the user stopped as stopped, not failed", () => {

@@ -184,8 +184,9 @@ class MCPToolset:
         """The server's tools; none (and a warning) while it cannot be reached."""
         if not self.visible_to(ctx):
             return []
-        if self._definitions is not None and self._session is not None and self._session.alive:
-            return list(self._definitions)
+        connected = self.connected_tools()
+        if connected is not None:
+            return connected
         if time.monotonic() < self._retry_at:
             return []
         try:
@@ -201,6 +202,18 @@ class MCPToolset:
         self._definitions, self._remote = tool_defs(
             self.prefix, tools, trust_hints=self.settings.trust_hints, timeout=self.settings.timeout
         )
+        return list(self._definitions)
+
+    def connected_tools(self) -> list[ToolDef] | None:
+        """The tools of the live session; ``None`` while there is none. Never connects.
+
+        For status pages (``GET /v1/admin/plugins``): unlike ``list_tools`` it starts no
+        server. ``None`` too while the session's tools are not listed yet: after the server
+        announced a change of them, or after a call started a new session (the next turn
+        lists them).
+        """
+        if self._definitions is None or self._session is None or not self._session.alive:
+            return None
         return list(self._definitions)
 
     async def _fetch_tools(self, client: Client) -> list[types.Tool]:

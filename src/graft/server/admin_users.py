@@ -3,9 +3,12 @@
 - ``GET /v1/admin/users``: the admin's tenant's users;
 - ``POST /v1/admin/users`` ``{name, roles, groups}``: add one (what ``graft users add``
   does, in the admin's tenant);
-- ``PATCH /v1/admin/users/{name}`` ``{disabled}``: disable a user (their keys and browser
-  sessions stop working at once) or enable them again (``graft users disable|enable``).
-  Roles cannot be changed yet (the store has no way to): a ``roles`` field is refused;
+- ``PATCH /v1/admin/users/{name}`` ``{disabled?, roles?, groups?}``: disable a user (their
+  keys and browser sessions stop working at once) or enable them again (``graft users
+  disable|enable``), and replace their roles or groups (``graft users set-roles|set-groups``).
+  A role taken away is gone from the user's keys and sessions at their next request; a role
+  given reaches the keys made after (``graft.identity``: a key never carries more than it
+  was made with). An admin may neither disable themselves nor take their own admin role;
 - ``GET /v1/admin/plugins``: the loaded plugins with the package and version each comes
   from (``graft plugins``), the configured MCP servers with their tools while connected,
   and the configured OpenAPI services. No command, URL query, header or credential.
@@ -28,6 +31,7 @@ from graft import audit
 from graft.context import Principal
 from graft.errors import InvalidRequest
 from graft.identity import ROLES, check_roles
+from graft.policy import ADMIN_ROLE
 from graft.runtime import Graft
 from graft.secrets import mask_secrets
 from graft.server.admin import METHODS, admin_request
@@ -57,7 +61,8 @@ class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     disabled: bool | None = None
-    roles: list[str] | None = Field(default=None, description="Not supported yet: refused.")
+    roles: list[str] | None = Field(default=None, min_length=1, max_length=len(ROLES))
+    groups: list[str] | None = Field(default=None, max_length=100)
 
 
 def _user_json(user: User) -> dict[str, Any]:
@@ -71,6 +76,18 @@ def _user_json(user: User) -> dict[str, Any]:
         "created_at": int(user.created_at.timestamp()),
         "disabled_at": int(user.disabled_at.timestamp()) if user.disabled_at else None,
     }
+
+
+def _groups(names: list[str]) -> list[str]:
+    """Group names without surrounding blanks or duplicates, sorted.
+
+    Raises:
+        InvalidRequest: A name is blank or longer than 255 characters.
+    """
+    groups = sorted({g.strip() for g in names})
+    if any(not g or len(g) > 255 for g in groups):
+        raise InvalidRequest("a group name has 1 to 255 characters", param="groups")
+    return groups
 
 
 async def _record(
@@ -89,14 +106,11 @@ async def users(request: Request) -> Any:
         return {"object": "list", "data": [_user_json(u) for u in found]}
     max_depth = graft.settings.limits.max_json_depth
     body = await parse_json_body(request, NewUser, max_depth=max_depth)
-    groups = sorted({g.strip() for g in body.groups})
-    if any(not g or len(g) > 255 for g in groups):
-        raise InvalidRequest("a group name has 1 to 255 characters", param="groups")
     user = await graft.store.create_user(
         tenant=principal.tenant,
         name=body.name,
         roles=check_roles(body.roles or ["user"]),
-        groups=groups,
+        groups=_groups(body.groups),
     )
     details = {"roles": list(user.roles), "groups": list(user.groups)}
     await _record(graft, principal, "user.create", user.name, details)
@@ -105,7 +119,7 @@ async def users(request: Request) -> Any:
 
 @router.api_route("/users/{name}", methods=METHODS)
 async def user(request: Request, name: str) -> dict[str, Any]:
-    """``GET``: one user; ``PATCH``: disable or enable them."""
+    """``GET``: one user; ``PATCH``: change their roles or groups, disable or enable them."""
     graft, principal = await admin_request(request, methods=("GET", "HEAD", "PATCH"))
     if len(name) > 255:
         raise InvalidRequest("a user name has at most 255 characters", param="name")
@@ -114,19 +128,28 @@ async def user(request: Request, name: str) -> dict[str, Any]:
         return _user_json(found)
     max_depth = graft.settings.limits.max_json_depth
     change = await parse_json_body(request, UserChange, max_depth=max_depth)
-    if change.roles is not None and sorted(check_roles(change.roles)) != sorted(found.roles):
-        raise InvalidRequest(
-            "roles cannot be changed over HTTP yet: add a user with the roles they need",
-            param="roles",
-            code="unsupported",
-        )
-    if change.disabled is None or change.disabled == (not found.active):
-        return _user_json(found)
-    if change.disabled and name == principal.user_id:
-        raise InvalidRequest("you cannot disable yourself", param="disabled")
-    updated = await graft.store.set_user_disabled(principal.tenant, name, change.disabled)
-    verb = "disable" if change.disabled else "enable"
-    await _record(graft, principal, f"user.{verb}", name, {})
+    roles = None if change.roles is None else check_roles(change.roles)
+    groups = None if change.groups is None else _groups(change.groups)
+    if name == principal.user_id:
+        if change.disabled:
+            raise InvalidRequest("you cannot disable yourself", param="disabled")
+        if roles is not None and ADMIN_ROLE not in roles:
+            raise InvalidRequest("you cannot take the admin role from yourself", param="roles")
+    updated = found
+    details: dict[str, Any] = {}
+    before: dict[str, Any] = {}
+    if roles is not None and sorted(roles) != sorted(found.roles):
+        updated = await graft.store.set_user_roles(principal.tenant, name, roles)
+        details["roles"], before["roles"] = roles, list(found.roles)
+    if groups is not None and groups != sorted(found.groups):
+        updated = await graft.store.set_user_groups(principal.tenant, name, groups)
+        details["groups"], before["groups"] = groups, list(found.groups)
+    if details:
+        await _record(graft, principal, "user.update", name, {**details, "before": before})
+    if change.disabled is not None and change.disabled == found.active:
+        updated = await graft.store.set_user_disabled(principal.tenant, name, change.disabled)
+        verb = "disable" if change.disabled else "enable"
+        await _record(graft, principal, f"user.{verb}", name, {})
     return _user_json(updated)
 
 
@@ -137,7 +160,8 @@ async def plugins(request: Request) -> dict[str, Any]:
     toolsets = {toolset.name: toolset for toolset in graft.tools.toolsets}
     servers = []
     for name, server in sorted(graft.settings.mcp_servers.items()):
-        tools = _connected_tools(toolsets.get(f"mcp:{name}"))
+        toolset = toolsets.get(f"mcp:{name}")
+        tools = None if toolset is None else _connected_tools(toolset)
         servers.append(
             {
                 "name": name,
@@ -166,13 +190,11 @@ async def plugins(request: Request) -> dict[str, Any]:
 
 
 def _connected_tools(toolset: object) -> list[str] | None:
-    """The tool names of an MCP toolset with a live session; None while it has none.
+    """The tool names of an MCP server's live session; ``None`` while it has none.
 
-    ``MCPToolset`` keeps the list of a live session; reading it connects nothing (its
-    ``list_tools`` would start the server).
+    Connects nothing (``list_tools`` would start the server).
     """
-    session = getattr(toolset, "_session", None)
-    definitions = getattr(toolset, "_definitions", None)
-    if session is None or definitions is None or not getattr(session, "alive", False):
-        return None
-    return sorted(definition.name for definition in definitions)
+    from graft.mcp_bridge.toolset import MCPToolset  # the mcp extra, there if it made one
+
+    connected = toolset.connected_tools() if isinstance(toolset, MCPToolset) else None
+    return None if connected is None else sorted(tool.name for tool in connected)

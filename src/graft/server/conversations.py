@@ -4,7 +4,9 @@
 case (titles are encrypted at rest, so the store compares them decrypted:
 ``graft.store.titles``); ``limit`` and ``offset`` page through the matches. ``PATCH`` renames
 one (the title on one line, 1 to ``TITLE_MAX`` characters). A conversation read shows each
-turn's ``feedback``: the caller's rating of it (``graft.server.feedback``), or ``null``.
+turn's ``feedback``: the caller's rating of it (``graft.server.feedback``), or ``null``; and
+its ``citations``: the passages its answer cited, as the stream's ``cited`` event listed them
+(``graft.store.turn_citations``), so a reloaded answer shows the same footnotes; ``[]`` if none.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ async def get_conversation(
                     }
                     for r in t.tool_runs
                 ],
+                "citations": t.citations,
                 "feedback": feedback[t.id].to_json() if t.id in feedback else None,
             }
             for t in turns

@@ -1,10 +1,13 @@
 """``/v1/keys``: people manage their own API keys; admins manage their tenant's.
 
 A user lists, creates and revokes their own keys; an admin those of every user of their own
-tenant. A key of anyone else (another user's, for a non-admin; another tenant's, for
-everyone) answers 404, as if it did not exist, so ids cannot be probed. A new key is in the
-response once and never again; it carries at most the roles its user has and its creator
-may give (``graft.identity.issue_key``). Creating and revoking are recorded in the audit log.
+tenant (``POST`` with ``user``: the admin UI's "users and keys"). A key of anyone else
+(another user's, for a non-admin; another tenant's, for everyone) answers 404, as if it did
+not exist, so ids cannot be probed; so does a non-admin's ``user`` naming someone else, and
+an admin's naming a user of another tenant, so user names cannot be probed either. A new
+key is in the response once and never again; it carries at most the roles its user has and
+its creator may give (``graft.identity.issue_key``). Creating and revoking are recorded in
+the audit log.
 """
 
 from __future__ import annotations

@@ -182,6 +182,8 @@ class TurnInfo:
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
     tool_runs: list[ToolRun] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    """The passages the answer cited (its ``cited`` event), for footnotes; empty if none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,11 +323,14 @@ class Store(Protocol):
         finish_reason: str | None,
         duration_ms: float,
         error: str | None = None,
+        citations: list[dict[str, Any]] | None = None,
     ) -> None:
         """Store what the turn produced and mark it done (or failed when ``error`` is set).
 
         ``duration_ms`` is how long the turn ran, as its runner measured it. The
-        conversation's ``updated_at`` is when its latest turn began.
+        conversation's ``updated_at`` is when its latest turn began. ``citations`` are those
+        of the turn's ``cited`` event (JSON values; sealed at rest like the messages:
+        ``graft.store.turn_citations``); ``TurnInfo.citations`` gives them back.
         """
         ...
 
@@ -388,12 +393,14 @@ class Store(Protocol):
         user_id: str | None = None,
         since: datetime | None = None,
         bucket: SentimentBucket = "day",
+        until: datetime | None = None,
     ) -> list[SentimentPoint]:
         """Counts and mean per bucket and assistant, oldest first, of ``tenant``'s tags only.
 
         Per conversation too when ``conversation_id`` is given; ``user_id`` narrows to one
-        user, ``since`` (timezone-aware) to tags dated from then on. Buckets start on the
-        UTC hour, day or Monday. ``InvalidRequest`` for another ``bucket``.
+        user, ``since`` (timezone-aware) to tags dated from then on, ``until`` (the same) to
+        tags dated before it. Buckets start on the UTC hour, day or Monday.
+        ``InvalidRequest`` for another ``bucket``, or an ``until`` before ``since``.
         """
         ...
 
@@ -456,6 +463,22 @@ class Store(Protocol):
 
     async def set_user_disabled(self, tenant: str, name: str, disabled: bool) -> User:
         """Disable a user (their keys stop working) or enable them again."""
+        ...
+
+    async def set_user_roles(self, tenant: str, name: str, roles: list[str]) -> User:
+        """Replace a user's roles (checked by the caller); ``NotFound`` if there is no user.
+
+        Keys are not changed: each request gets the roles its key carries that the user
+        still has (``graft.identity``), so a role taken away is gone from the user's keys and
+        sessions at their next request, and a role given reaches only keys made after.
+        """
+        ...
+
+    async def set_user_groups(self, tenant: str, name: str, groups: list[str]) -> User:
+        """Replace a user's groups; ``NotFound`` if there is no user.
+
+        They apply to the user's keys and sessions from their next request.
+        """
         ...
 
     async def has_users(self) -> bool:

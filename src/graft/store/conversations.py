@@ -6,7 +6,7 @@ building and coercing a statement on every call cost more CPU than SQLite took t
 The writes of every turn are ``Prepared`` statements (SQLAlchemy's SQL on the DBAPI cursor,
 see ``graft.store.prepared``). Message contents and tool arguments and results are sealed
 on the way in and revealed on the way out when the store has data keys
-(``graft.store.encrypted``).
+(``graft.store.encrypted``), and so are the turn's citations (``graft.store.turn_citations``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from graft.store.base import ConversationInfo, ToolRun, TurnInfo
 from graft.store.encrypted import CONVERSATIONS, MESSAGES, TOOL_RUNS, reveal, seal
 from graft.store.prepared import Prepared
 from graft.store.schema import t_conversations, t_messages, t_tool_runs, t_turns
+from graft.store.turn_citations import reveal_citations
 
 # --- statements, built once -----------------------------------------------------------------
 # Parameter names start with "b_": SQLAlchemy reserves column names for VALUES and SET.
@@ -121,6 +122,7 @@ FINISH_TURN = Prepared(
         completion_tokens=bindparam("b_completion_tokens"),
         finished_at=bindparam("b_now"),
         duration_ms=bindparam("b_duration_ms"),
+        citations=bindparam("b_citations"),
     )
 )
 
@@ -204,6 +206,22 @@ def insert_messages(
     INSERT_MESSAGES.executemany(conn, rows)
 
 
+def tool_run_rows(turn_id: str, tool_runs: list[ToolRun]) -> list[dict[str, Any]]:
+    """``tool_runs`` rows of turn ``turn_id`` without their conversation and time."""
+    return [
+        {
+            "turn_id": turn_id,
+            "call_id": run.call_id,
+            "name": run.name,
+            "arguments": run.arguments,
+            "result": run.result,
+            "is_error": run.is_error,
+            "duration_ms": run.duration_ms,
+        }
+        for run in tool_runs
+    ]
+
+
 def payload_size(rows: list[dict[str, Any]]) -> int:
     """About how many characters storing these message rows writes."""
     return sum(len(r["content"] or "") + len(r["tool_calls"] or "") for r in rows)
@@ -281,8 +299,8 @@ def as_conversation(row: Row[Any], keys: DataKeys | None) -> ConversationInfo:
     )
 
 
-def as_turn(row: Row[Any], runs: list[ToolRun]) -> TurnInfo:
-    """A ``turns`` row with its tool runs as a ``TurnInfo``."""
+def as_turn(row: Row[Any], runs: list[ToolRun], keys: DataKeys | None = None) -> TurnInfo:
+    """A ``turns`` row with its tool runs as a ``TurnInfo``, its citations revealed."""
     return TurnInfo(
         id=row.id,
         conversation_id=row.conversation_id,
@@ -295,4 +313,5 @@ def as_turn(row: Row[Any], runs: list[ToolRun]) -> TurnInfo:
         error=row.error,
         usage=Usage(row.prompt_tokens, row.completion_tokens),
         tool_runs=runs,
+        citations=reveal_citations(keys, row.citations, row.conversation_id),
     )

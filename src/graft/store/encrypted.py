@@ -10,9 +10,10 @@ with ``seal`` and ``reveal``, and rotation re-encrypts it with the rest.
 
 Titles are encrypted like the messages they come from (a title is the start of the first
 user message, or what its owner renamed it to), and so are the comments users give with
-their ratings of turns (their conversation owns them). Not encrypted: ids, roles, tool names
-and call ids, model names, timestamps, token counts, ratings, and ``turns.error``, which
-holds graft's and the upstream's error messages.
+their ratings of turns (their conversation owns them) and the passages each turn's answer
+cited (``turns.citations``: document titles and text, ``graft.store.turn_citations``). Not
+encrypted: ids, roles, tool names and call ids, model names, timestamps, token counts,
+ratings, and ``turns.error``, which holds graft's and the upstream's error messages.
 
 Re-encryption goes through a table in primary-key order, a batch of rows per write
 transaction. Each value that is in plaintext or sealed with another key than the newest is
@@ -33,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from graft.crypto import DataKeys, is_sealed, key_id_of, looks_damaged
 from graft.errors import DataIntegrityError
-from graft.store.schema import t_conversations, t_feedback, t_messages, t_tool_runs
+from graft.store.schema import t_conversations, t_feedback, t_messages, t_tool_runs, t_turns
 
 __all__ = [
     "CONVERSATIONS",
@@ -41,6 +42,7 @@ __all__ = [
     "FEEDBACK",
     "MESSAGES",
     "TOOL_RUNS",
+    "TURNS",
     "Batch",
     "ColumnCounts",
     "EncryptedTable",
@@ -76,7 +78,14 @@ CONVERSATIONS = EncryptedTable(t_conversations, "id", ("title",))
 MESSAGES = EncryptedTable(t_messages, "conversation_id", ("content", "tool_calls"))
 TOOL_RUNS = EncryptedTable(t_tool_runs, "conversation_id", ("arguments", "result"))
 FEEDBACK = EncryptedTable(t_feedback, "conversation_id", ("comment",))
-ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = (CONVERSATIONS, MESSAGES, TOOL_RUNS, FEEDBACK)
+TURNS = EncryptedTable(t_turns, "conversation_id", ("citations",))
+ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = (
+    CONVERSATIONS,
+    MESSAGES,
+    TOOL_RUNS,
+    FEEDBACK,
+    TURNS,
+)
 """Every encrypted column of the database, by table."""
 
 

@@ -46,6 +46,7 @@ from graft.store.base import (
     check_title,
     make_title,
 )
+from graft.store.turn_citations import decode_citations, encode_citations
 from graft.store.users import user_not_found
 
 __all__ = ["MemoryStore"]
@@ -161,13 +162,16 @@ class MemoryStore:
         finish_reason: str | None,
         duration_ms: float,
         error: str | None = None,
+        citations: list[dict[str, Any]] | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
 
         Raises:
             NotFound: No running turn has this id (unknown, finished, or deleted with its
                 conversation).
+            TypeError: A citation holds a value JSON cannot.
         """
+        cited = encode_citations(citations)  # as the SQL column keeps them
         await anyio.lowlevel.checkpoint()
         now = datetime.now(UTC)
         cid = self._turn_owner.get(turn_id)
@@ -183,6 +187,7 @@ class MemoryStore:
         turn.usage = Usage(usage.prompt_tokens, usage.completion_tokens)
         turn.finished_at = now
         turn.duration_ms = duration_ms
+        turn.citations = decode_citations(cited)
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
         """Every message of the principal's conversation, oldest first.
@@ -292,9 +297,10 @@ class MemoryStore:
         user_id: str | None = None,
         since: datetime | None = None,
         bucket: SentimentBucket = "day",
+        until: datetime | None = None,
     ) -> list[SentimentPoint]:
         """Counts and mean of ``tenant``'s tags per bucket and assistant, oldest first."""
-        sentiments.check_report(since, bucket)
+        sentiments.check_report(since, bucket, until)
         await anyio.lowlevel.checkpoint()
         found = sorted(
             (t.created_at, turn_id, t)
@@ -304,6 +310,7 @@ class MemoryStore:
             and conversation_id in (None, t.conversation.id)
             and user_id in (None, t.conversation.user_id)
             and (since is None or t.created_at >= since)
+            and (until is None or t.created_at < until)
         )
         rows = [
             (at, t.conversation.assistant, t.conversation.id, t.tag.label, t.tag.score)
@@ -426,6 +433,20 @@ class MemoryStore:
         if disabled != (not user.active):
             user = dataclasses.replace(user, disabled_at=datetime.now(UTC) if disabled else None)
             self._users[tenant, name] = user
+        return user
+
+    async def set_user_roles(self, tenant: str, name: str, roles: list[str]) -> User:
+        """Replace a user's roles; ``NotFound`` if there is no such user."""
+        await anyio.lowlevel.checkpoint()
+        user = dataclasses.replace(self._user(tenant, name), roles=tuple(roles))
+        self._users[tenant, name] = user
+        return user
+
+    async def set_user_groups(self, tenant: str, name: str, groups: list[str]) -> User:
+        """Replace a user's groups; ``NotFound`` if there is no such user."""
+        await anyio.lowlevel.checkpoint()
+        user = dataclasses.replace(self._user(tenant, name), groups=tuple(groups))
+        self._users[tenant, name] = user
         return user
 
     async def has_users(self) -> bool:
@@ -698,6 +719,7 @@ def _copy_turn(turn: TurnInfo) -> TurnInfo:
         turn,
         usage=Usage(turn.usage.prompt_tokens, turn.usage.completion_tokens),
         tool_runs=[dataclasses.replace(run) for run in turn.tool_runs],
+        citations=decode_citations(encode_citations(turn.citations)),
     )
 
 

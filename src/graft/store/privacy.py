@@ -108,7 +108,7 @@ def conversation_record(
     Returns:
         A JSON-serialisable dict. Messages are in the OpenAI shape, with the name of any
         message that has one, the turn that wrote it and when, and a user message's
-        sentiment tag if it has one.
+        sentiment tag if it has one; each turn has the ``citations`` its answer cited.
     """
     return {
         "id": info.id,
@@ -149,6 +149,7 @@ def conversation_record(
                     }
                     for r in t.tool_runs
                 ],
+                "citations": t.citations,  # the passages the answer cited, if any
                 "feedback": _feedback((feedback or {}).get(t.id)),
             }
             for t in turns

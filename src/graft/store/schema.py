@@ -132,6 +132,8 @@ t_turns = Table(
     Column("started_at", _UTCDateTime(), nullable=False),
     Column("finished_at", _UTCDateTime(), nullable=True),
     Column("duration_ms", Float(), nullable=True),
+    # The passages the answer cited (JSON list, sealed at rest: graft.store.turn_citations).
+    Column("citations", Text(), nullable=True),
     Index(None, "conversation_id", "started_at"),
 )
 

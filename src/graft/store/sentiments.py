@@ -12,6 +12,9 @@ The SQL side follows ``graft.store.sessions``: one function per transaction, run
 ``SQLStore``. ``MemoryStore`` shares the checks, the bucketing, the placing of tags on
 messages and the export from here, so every store answers alike.
 
+A report counts the tags dated from ``since`` on and before ``until`` (either may be left
+open): ``[since, until)``, so consecutive ranges never count a tag twice.
+
 **Reports bucket in Python.** The tags in range are read in time order through the
 ``(tenant, assistant, created_at)`` index and counted into UTC hours, days or weeks here.
 SQL would need a dialect each (``date_trunc`` answers in PostgreSQL's session time zone,
@@ -117,15 +120,21 @@ def check_tag(tag: SentimentTag) -> None:
         raise ValueError("sentiment backend (255) or emotion (32) is too long")
 
 
-def check_report(since: datetime | None, bucket: str) -> None:
-    """Refuse a naive ``since`` (stored times are UTC) or an unknown bucket.
+def check_report(since: datetime | None, bucket: str, until: datetime | None = None) -> None:
+    """Refuse naive times (stored times are UTC), an ``until`` before ``since``, a bad bucket.
 
     Raises:
-        ValueError: ``since`` has no time zone.
-        InvalidRequest: ``bucket`` is not one of ``BUCKETS``.
+        ValueError: ``since`` or ``until`` has no time zone.
+        InvalidRequest: ``until`` is before ``since``, or ``bucket`` is not one of
+            ``BUCKETS``.
     """
-    if since is not None and (since.tzinfo is None or since.utcoffset() is None):
-        raise ValueError("since must be timezone-aware")
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+            raise ValueError(f"{name} must be timezone-aware")
+    if since is not None and until is not None and until < since:
+        raise InvalidRequest(
+            f"until ({until.isoformat()}) is before since ({since.isoformat()})", param="until"
+        )
     if bucket not in BUCKETS:
         raise InvalidRequest(f"bucket must be one of {', '.join(BUCKETS)}", param="bucket")
 
@@ -233,6 +242,7 @@ def sentiment_report(
     user_id: str | None,
     since: datetime | None,
     bucket: SentimentBucket,
+    until: datetime | None = None,
 ) -> list[SentimentPoint]:
     """Points of ``tenant``'s tags, narrowed by the others given (read; ``report_points``)."""
     query: Select[Any] = (
@@ -248,6 +258,8 @@ def sentiment_report(
         query = query.where(_S.user_id == user_id)
     if since is not None:
         query = query.where(_S.created_at >= since)
+    if until is not None:
+        query = query.where(_S.created_at < until)
     rows: list[ReportRow] = [
         (r.created_at, r.assistant, r.conversation_id, r.label, r.score)
         for r in conn.execute(query)

@@ -4,10 +4,10 @@ One class, ``SQLStore``, implements the ``Store`` protocol with SQLAlchemy Core 
 objects, no ORM: a turn is a handful of plain statements, built once in
 ``graft.store.conversations``; users, keys, sessions, sentiments, assistants, the audit log,
 privacy, titles and feedback have modules of their own, and this class runs their functions
-in its transactions, or mixes their methods in: ``FeedbackMethods``). The engine is
-synchronous and no database call runs on the event loop's thread. Each protocol call is one
-transaction (or, for SQLite writes that queued up together, one savepoint of a shared
-transaction, with the same outcome: see below).
+in its transactions, or mixes their methods in: ``FeedbackMethods``, ``UserMethods``). The
+engine is synchronous and no database call runs on the event loop's thread. Each protocol
+call is one transaction (or, for SQLite writes that queued up together, one savepoint of a
+shared transaction, with the same outcome: see below).
 
 SQLite is the embedded default: WAL journal, ``synchronous=NORMAL``, foreign keys on and a
 busy timeout, set on every new connection. pysqlite's own transaction handling is turned off
@@ -35,11 +35,12 @@ the store's own, apart from anyio's default one), and the pool keeps that many c
 so none is opened and closed under load. Row locks order concurrent writers; every
 transaction that locks a conversation and one of its turns takes the conversation first.
 
-Message contents, tool calls, tool arguments and results, and titles are encrypted at rest
-when the store is given data keys (``graft.crypto``; the columns and their contexts are in
-``graft.store.encrypted``). The turn's writes seal their values before executing their
-``Prepared`` statements (``finish_turn`` once its transaction has found the conversation,
-whose id is part of each value's associated data); reads decrypt them.
+Message contents, tool calls, tool arguments and results, titles and the passages a turn
+cited are encrypted at rest when the store is given data keys (``graft.crypto``; the columns
+and their contexts are in ``graft.store.encrypted``). The turn's writes seal their values
+before executing their ``Prepared`` statements (``finish_turn`` once its transaction has
+found the conversation, whose id is part of each value's associated data); reads decrypt
+them.
 
 ``start()`` brings the schema to the newest Alembic revision; the migrations live in
 ``graft/store/migrations`` and the tables of ``graft.store.schema`` must match them (a test
@@ -117,6 +118,7 @@ from graft.store.conversations import (
     payload_size,
     seal_message,
     seal_run,
+    tool_run_rows,
 )
 from graft.store.encrypted import (
     CONVERSATIONS,
@@ -130,6 +132,7 @@ from graft.store.encrypted import (
 from graft.store.feedback_sql import FeedbackMethods
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
 from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
+from graft.store.turn_citations import encode_citations, seal_citations
 
 __all__ = ["SQLStore", "metadata", "t_conversations", "t_messages", "t_tool_runs", "t_turns"]
 
@@ -145,7 +148,7 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x67726166  # any fixed bigint; serialises concurrent start()s
 
 
-class SQLStore(FeedbackMethods):
+class SQLStore(FeedbackMethods, users.UserMethods):
     """The ``Store`` over a SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``)."""
 
     def __init__(self, url: str, *, data_keys: DataKeys | KeySource | None = None) -> None:
@@ -316,6 +319,7 @@ class SQLStore(FeedbackMethods):
         finish_reason: str | None,
         duration_ms: float,
         error: str | None = None,
+        citations: list[dict[str, Any]] | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
 
@@ -327,24 +331,15 @@ class SQLStore(FeedbackMethods):
             finish_reason: The model's last finish reason, if any.
             duration_ms: How long the turn ran, as its runner measured it.
             error: Why the turn failed; ``None`` for a turn that succeeded.
+            citations: The passages the answer cited (``graft.store.turn_citations``).
 
         Raises:
             NotFound: No running turn has this id (unknown, finished, or deleted with its
                 conversation).
         """
         rows = [message_row(m) for m in messages]
-        runs = [
-            {
-                "turn_id": turn_id,
-                "call_id": run.call_id,
-                "name": run.name,
-                "arguments": run.arguments,
-                "result": run.result,
-                "is_error": run.is_error,
-                "duration_ms": run.duration_ms,
-            }
-            for run in tool_runs
-        ]
+        runs = tool_run_rows(turn_id, tool_runs)
+        cited = encode_citations(citations)
         status: TurnStatus = "failed" if error is not None else "done"
         keys = self._keys if self._keys is not None and self._keys.encrypting else None
 
@@ -363,6 +358,7 @@ class SQLStore(FeedbackMethods):
                     "b_completion_tokens": usage.completion_tokens,
                     "b_now": now,
                     "b_duration_ms": duration_ms,
+                    "b_citations": seal_citations(keys, cited, found[0]) if found else None,
                 },
             )
             if found is None or finished.rowcount != 1:
@@ -380,6 +376,7 @@ class SQLStore(FeedbackMethods):
                 INSERT_TOOL_RUNS.executemany(conn, stored)
 
         size = payload_size(rows) + sum(len(r.arguments) + len(r.result) for r in tool_runs)
+        size += len(cited or "")
         await self._write(work, size=size)
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
@@ -443,7 +440,8 @@ class SQLStore(FeedbackMethods):
             runs: dict[str, list[ToolRun]] = {}
             for r in conn.execute(SELECT_TOOL_RUNS, params):
                 runs.setdefault(r.turn_id, []).append(as_tool_run(r, keys))
-            infos = [as_turn(r, runs.get(r.id, [])) for r in conn.execute(SELECT_TURNS, params)]
+            turns = conn.execute(SELECT_TURNS, params)
+            infos = [as_turn(r, runs.get(r.id, []), keys) for r in turns]
             sentiments.attach(stored, sentiments.conversation_tags(conn, conversation_id))
             return as_conversation(row, keys), stored, infos
 
@@ -486,9 +484,10 @@ class SQLStore(FeedbackMethods):
         user_id: str | None = None,
         since: datetime | None = None,
         bucket: SentimentBucket = "day",
+        until: datetime | None = None,
     ) -> list[SentimentPoint]:
         """Counts and mean of ``tenant``'s tags per bucket and assistant, oldest first."""
-        sentiments.check_report(since, bucket)
+        sentiments.check_report(since, bucket, until)
         return await self._read(
             partial(
                 sentiments.sentiment_report,
@@ -497,6 +496,7 @@ class SQLStore(FeedbackMethods):
                 conversation_id=conversation_id,
                 user_id=user_id,
                 since=since,
+                until=until,
                 bucket=bucket,
             )
         )

@@ -3,13 +3,24 @@
 Each function takes the connection of a transaction that ``SQLStore`` began (a write or a
 read, as its name says) and does the whole operation in it. Roles and groups are stored as
 JSON lists; a key row holds the digest of the whole key, never the key.
+
+A user's roles and groups can change (``set_user_roles``, ``set_user_groups``). Nothing
+copies them: a key's principal is built from the user row at each request (the roles the key
+carries that the user still has), so a role taken away is gone from the user's keys and
+browser sessions at their next request, and changed groups apply at once too. A role given
+reaches only the keys made after (a key never carries more than it was made with).
+
+``UserMethods`` is the part of ``SQLStore`` (``graft.store.sql``) that runs the functions
+changing roles and groups, mixed into that class as ``graft.store.feedback_sql`` is.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -21,6 +32,7 @@ from graft.store.base import ApiKeyInfo, StoredKey, User
 from graft.store.schema import t_api_keys, t_users
 
 __all__ = [
+    "UserMethods",
     "create_key",
     "create_user",
     "find_key",
@@ -30,8 +42,12 @@ __all__ = [
     "list_users",
     "revoke_key",
     "set_user_disabled",
+    "set_user_groups",
+    "set_user_roles",
     "user_not_found",
 ]
+
+T = TypeVar("T")
 
 _KEY_COLUMNS = (
     t_api_keys.c.id,
@@ -117,6 +133,21 @@ def set_user_disabled(conn: Connection, tenant: str, name: str, disabled: bool) 
         return user
     when = datetime.now(UTC) if disabled else None
     conn.execute(update(t_users).where(t_users.c.id == user.id).values(disabled_at=when))
+    return get_user(conn, tenant, name)
+
+
+def set_user_roles(conn: Connection, tenant: str, name: str, roles: list[str]) -> User:
+    """Replace a user's roles (write)."""
+    user = get_user(conn, tenant, name)
+    conn.execute(update(t_users).where(t_users.c.id == user.id).values(roles=json.dumps(roles)))
+    return get_user(conn, tenant, name)
+
+
+def set_user_groups(conn: Connection, tenant: str, name: str, groups: list[str]) -> User:
+    """Replace a user's groups (write)."""
+    user = get_user(conn, tenant, name)
+    value = json.dumps(groups, ensure_ascii=False)
+    conn.execute(update(t_users).where(t_users.c.id == user.id).values(groups=value))
     return get_user(conn, tenant, name)
 
 
@@ -229,3 +260,25 @@ def _key(row: Any) -> ApiKeyInfo:
         created_at=row.key_created_at,
         revoked_at=row.revoked_at,
     )
+
+
+# --- SQLStore's methods -------------------------------------------------------------------
+
+
+class UserMethods:
+    """The methods of ``SQLStore`` that change a user's roles and groups."""
+
+    if TYPE_CHECKING:
+
+        async def _write(
+            self, fn: Callable[[Connection], T], *, alone: bool = False, size: int = 0
+        ) -> T: ...
+
+    async def set_user_roles(self, tenant: str, name: str, roles: list[str]) -> User:
+        """Replace a user's roles; ``NotFound`` if there is no such user."""
+        return await self._write(partial(set_user_roles, tenant=tenant, name=name, roles=roles))
+
+    async def set_user_groups(self, tenant: str, name: str, groups: list[str]) -> User:
+        """Replace a user's groups; ``NotFound`` if there is no such user."""
+        work = partial(set_user_groups, tenant=tenant, name=name, groups=groups)
+        return await self._write(work)

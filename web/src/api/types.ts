@@ -79,6 +79,8 @@ export interface StoredTurn {
   duration_ms: number | null;
   tool_runs: StoredToolRun[];
   feedback?: Feedback | null;
+  /** The passages the answer cited (the stream's "cited" event), kept with the turn. */
+  citations?: Citation[];
 }
 
 export interface Conversation extends ConversationHeader {

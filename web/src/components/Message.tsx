@@ -27,7 +27,12 @@ function Markdown({ text, citations }: { text: string; citations: Citation[] }):
     () => renderMarkdown(text, { citations, copyLabel: t("common.copy") }),
     [text, citations],
   );
-  return <div class="md" dangerouslySetInnerHTML={{ __html: html }} />;
+  const ref = useRef<HTMLDivElement>(null);
+  useLayoutEffect(() => {
+    // A code block scrolls sideways: it takes the focus, so the keyboard can scroll it.
+    for (const pre of Array.from(ref.current?.querySelectorAll("pre") ?? [])) pre.tabIndex = 0;
+  }, [html]);
+  return <div ref={ref} class="md" dangerouslySetInnerHTML={{ __html: html }} />;
 }
 
 const SENTIMENT_GLYPH: Record<string, string> = { positive: "+", negative: "−", neutral: "·" };
@@ -301,6 +306,10 @@ function AssistantMessage({ message, index, actions }: { message: ChatMessage; i
       const a = (event.target as Element | null)?.closest?.("a[data-testid='citation']");
       if (a) setPreview(null);
     };
+    // The preview hides with Escape, the focus staying on the footnote (WCAG 1.4.13).
+    const key = (event: KeyboardEvent): void => {
+      if (event.key === "Escape" && (event.target as Element | null)?.closest?.("a[data-testid='citation']")) setPreview(null);
+    };
     const click = (event: MouseEvent): void => {
       const button = (event.target as Element | null)?.closest?.("button[data-copy]");
       if (!button) return;
@@ -318,7 +327,9 @@ function AssistantMessage({ message, index, actions }: { message: ChatMessage; i
     el.addEventListener("mouseout", hide);
     el.addEventListener("focusout", hide);
     el.addEventListener("click", click);
+    el.addEventListener("keydown", key);
     return () => {
+      el.removeEventListener("keydown", key);
       el.removeEventListener("mouseover", show);
       el.removeEventListener("focusin", show);
       el.removeEventListener("mouseout", hide);

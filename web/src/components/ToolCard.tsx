@@ -55,12 +55,14 @@ export function ToolCard({
         <div class="tool-body">
           <div class="tool-section">
             <div class="tool-label">{t("tool.arguments")}</div>
-            <pre class="tool-pre">{args}</pre>
+            <pre class="tool-pre" tabIndex={0}>{args}</pre>
           </div>
           {tool.result !== undefined && (
             <div class="tool-section">
               <div class="tool-label">{t("tool.result")}</div>
-              <pre class={`tool-pre${tool.isError ? " is-error" : ""}`}>{tool.result}</pre>
+              <pre class={`tool-pre${tool.isError ? " is-error" : ""}`} tabIndex={0}>
+                {tool.result}
+              </pre>
             </div>
           )}
         </div>

@@ -235,6 +235,7 @@ export const en = {
   "audit.show": "Show",
 
   "sent.range": "Period",
+  "sent.until": "Until",
   "sent.last24h": "Last 24 hours",
   "sent.last7d": "Last 7 days",
   "sent.last30d": "Last 30 days",

@@ -237,6 +237,7 @@ export const zh: Record<Key, string> = {
   "audit.show": "查看",
 
   "sent.range": "时间范围",
+  "sent.until": "截至",
   "sent.last24h": "最近 24 小时",
   "sent.last7d": "最近 7 天",
   "sent.last30d": "最近 30 天",

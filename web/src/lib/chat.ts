@@ -1,7 +1,8 @@
 /**
  * The chat's message model and how it changes: stream chunks fold into the assistant's
- * message (`applyChunk`), a stored conversation becomes messages (`fromConversation`), and a
- * branch's history is the messages before a point (`historyBefore`). Pure functions only.
+ * message (`applyChunk`), a stored conversation becomes messages (`fromConversation`, each
+ * answer with its turn's stored `citations`), and a branch's history is the messages before a
+ * point (`historyBefore`). Pure functions only.
  */
 import type {
   ChatChunk,
@@ -300,6 +301,10 @@ export function fromConversation(conversation: Conversation): ChatMessage[] {
     }
     answer.finishReason = turn.finish_reason;
     answer.feedback = turn.feedback ?? null;
+    // The passages the answer cited, stored with the turn: the same footnotes as the live
+    // `citations` event (stage "cited") gave.
+    const cited = citationsOf(turn);
+    if (cited.length) answer.citations = mergeCitations(answer.citations, cited);
   }
   return out;
 }

@@ -74,16 +74,19 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
   searchRef.current = search;
 
   // --- assistants -------------------------------------------------------------------
+  // Asked again each time the page shows: one made in the admin pages meanwhile is offered.
   useEffect(() => {
+    if (!active) return;
     api<ListOf<ModelInfo>>("/v1/models").then(
       (list) => {
         const ids = list.data.map((m) => m.id);
         setModels(ids);
+        setModelsError(null);
         setAssistant((current) => (current && ids.includes(current) ? current : (ids[0] ?? "")));
       },
       (err: unknown) => setModelsError(errorText(err)),
     );
-  }, []);
+  }, [active]);
 
   const pick = (name: string): void => {
     setAssistant(name);

@@ -216,12 +216,11 @@ export function KnowledgePage({ me }: { me: Me }): JSX.Element {
           </label>
         </div>
         {collections.length > 0 && (
-          <div class="chips" role="list">
+          <div class="chips" role="group" aria-label={t("kb.collection")}>
             {collections.map((c) => (
               <button
                 key={c.name}
                 type="button"
-                role="listitem"
                 class={`chip${c.name === name ? " active" : ""}`}
                 aria-pressed={c.name === name}
                 onClick={() => setCollection(c.name)}

@@ -192,16 +192,34 @@ function Editor({
     <form class="card editor" onSubmit={(e) => void save(e)}>
       <h2 class="card-title">{isNew ? t("asst.new") : t("asst.edit", { name: form.name })}</h2>
       <div class="form-grid">
-        <label class="field">
-          <span>{t("asst.name")}</span>
-          <input required disabled={!isNew} value={form.name} pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}" onInput={(e) => set("name", e.currentTarget.value)} />
-          <small class="muted">{t("asst.nameHelp")}</small>
-        </label>
-        <label class="field">
-          <span>{t("asst.model")}</span>
-          <input value={form.model} placeholder={assistant?.model ?? t("asst.modelDefault")} onInput={(e) => set("model", e.currentTarget.value)} />
-          <small class="muted">{t("asst.modelHelp")}</small>
-        </label>
+        <div class="field">
+          <label for="asst-name">{t("asst.name")}</label>
+          <input
+            id="asst-name"
+            required
+            disabled={!isNew}
+            value={form.name}
+            pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,63}"
+            aria-describedby="asst-name-help"
+            onInput={(e) => set("name", e.currentTarget.value)}
+          />
+          <small id="asst-name-help" class="muted">
+            {t("asst.nameHelp")}
+          </small>
+        </div>
+        <div class="field">
+          <label for="asst-model">{t("asst.model")}</label>
+          <input
+            id="asst-model"
+            value={form.model}
+            placeholder={assistant?.model ?? t("asst.modelDefault")}
+            aria-describedby="asst-model-help"
+            onInput={(e) => set("model", e.currentTarget.value)}
+          />
+          <small id="asst-model-help" class="muted">
+            {t("asst.modelHelp")}
+          </small>
+        </div>
         <label class="field span-all">
           <span>{t("asst.description")}</span>
           <input value={form.description} onInput={(e) => set("description", e.currentTarget.value)} />

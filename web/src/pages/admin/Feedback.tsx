@@ -44,7 +44,7 @@ export function FeedbackTab(): JSX.Element {
               {rows.map((f) => (
                 <tr key={f.id}>
                   <td>
-                    <span class={`rating ${f.rating}`} aria-label={f.rating === "up" ? t("feedback.up") : t("feedback.down")}>
+                    <span class={`rating ${f.rating}`} role="img" aria-label={f.rating === "up" ? t("feedback.up") : t("feedback.down")}>
                       <Icon name={f.rating === "up" ? "up" : "down"} size={16} />
                     </span>
                   </td>

@@ -1,4 +1,8 @@
-/** How users' messages felt over time (GET /v1/sentiment), per assistant: chart and table. */
+/**
+ * How users' messages felt over time (GET /v1/sentiment), per assistant: chart and table.
+ * The period counts back from now, or from the end of the "until" day (the server counts the
+ * tags dated before `until`).
+ */
 import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import { api, query } from "../../api/client";
@@ -10,26 +14,35 @@ import { getLang, t } from "../../i18n";
 const RANGES = { "1": 1, "7": 7, "30": 30, "90": 90, all: 0 } as const;
 type Range = keyof typeof RANGES;
 
-function sinceFor(range: Range): string | undefined {
+function stamp(moment: Date): string {
+  return `${moment.toISOString().slice(0, 19)}Z`;
+}
+
+/** The end of the `YYYY-MM-DD` day in the user's zone (the next midnight), or undefined. */
+function untilFor(day: string): Date | undefined {
+  const [y, m, d] = day.split("-").map(Number);
+  if (!y || !m || !d) return undefined;
+  return new Date(y, m - 1, d + 1);
+}
+
+function sinceFor(range: Range, end: Date | undefined): string | undefined {
   const days = RANGES[range];
   if (!days) return undefined;
-  const since = new Date(Date.now() - days * 86400_000);
-  return `${since.toISOString().slice(0, 19)}Z`;
+  return stamp(new Date((end?.getTime() ?? Date.now()) - days * 86400_000));
 }
 
 export function SentimentTab(): JSX.Element {
   const [bucket, setBucket] = useState<"hour" | "day" | "week">("day");
   const [range, setRange] = useState<Range>("30");
+  const [until, setUntil] = useState("");
   const [assistant, setAssistant] = useState("");
   const [user, setUser] = useState("");
   const [userQuery, setUserQuery] = useState("");
-  const report = useLoad(
-    () =>
-      api<{ bucket: string; data: SentimentPoint[] }>(
-        `/v1/sentiment${query({ bucket, since: sinceFor(range), assistant, user: userQuery })}`,
-      ),
-    [bucket, range, assistant, userQuery],
-  );
+  const report = useLoad(() => {
+    const end = untilFor(until);
+    const params = { bucket, since: sinceFor(range, end), until: end && stamp(end), assistant, user: userQuery };
+    return api<{ bucket: string; data: SentimentPoint[] }>(`/v1/sentiment${query(params)}`);
+  }, [bucket, range, until, assistant, userQuery]);
   const points = report.data?.data ?? [];
   const assistants = [...new Set(points.map((p) => p.assistant))].sort();
   const series: Series[] = assistants.map((name) => ({
@@ -70,6 +83,10 @@ export function SentimentTab(): JSX.Element {
               <option value="90">{t("sent.last90d")}</option>
               <option value="all">{t("sent.all")}</option>
             </select>
+          </label>
+          <label class="field inline">
+            <span>{t("sent.until")}</span>
+            <input type="date" data-testid="sentiment-until" value={until} onChange={(e) => setUntil(e.currentTarget.value)} />
           </label>
           <label class="field inline">
             <span>{t("sent.bucket")}</span>
