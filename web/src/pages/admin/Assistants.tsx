@@ -4,7 +4,7 @@
  * shown read-only (the settings file is where they change).
  */
 import type { JSX } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api } from "../../api/client";
 import type { AssistantDefinition, AssistantInfo, CollectionInfo, ListOf, SourceInfo, ToolInfo } from "../../api/types";
 import { ConfirmButton, Empty, ErrorBanner, Skeleton, errorText, useLoad } from "../../components/Common";
@@ -142,10 +142,6 @@ function Editor({
     }),
     [],
   );
-  useEffect(() => {
-    setForm(toForm(assistant?.id ?? "", assistant?.definition ?? null));
-    setError(null);
-  }, [assistant]);
   const set = <K extends keyof Form>(key: K, value: Form[K]): void => setForm((f) => ({ ...f, [key]: value }));
 
   const save = async (e: Event): Promise<void> => {
@@ -399,7 +395,10 @@ export function AssistantsTab(): JSX.Element {
           </div>
         ) : (
           <Editor
-            key={selected}
+            // A new key, a fresh form: for another assistant, or once the one picked has
+            // loaded (just after a save). Never on a mere reload of the list, which would
+            // wipe what is being typed.
+            key={`${selected}:${current ? "loaded" : "none"}`}
             assistant={current}
             onSaved={(name) => {
               list.reload();
