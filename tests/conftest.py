@@ -1,4 +1,5 @@
-"""Shared fixtures: settings in a temporary home, a Graft on the in-memory store, a live server."""
+"""Shared fixtures: settings in a temporary home, a Graft on the in-memory store, a live server;
+and the command line run in process, with its home in a temporary folder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 
 import pytest
 import uvicorn
+from click.testing import CliRunner, Result
 
+from graft.cli import cli
 from graft.config import Settings, load_settings
 from graft.models.base import Model
 from graft.runtime import Graft
@@ -37,6 +40,18 @@ def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(**overrides)
 
     return make
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The command line's ``GRAFT_HOME``: ``home`` in the test's temporary folder."""
+    monkeypatch.setenv("GRAFT_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def invoke(*args: str) -> Result:
+    """``graft ARGS`` run in process: its exit code and output."""
+    return CliRunner().invoke(cli, list(args))
 
 
 @pytest.fixture

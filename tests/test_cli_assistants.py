@@ -7,23 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from tests.conftest import invoke
 
 from graft.audit import AuditRecord
-from graft.cli import cli
 from graft.config import load_settings
 from graft.crypto import KeySource
 from graft.store import open_store
 
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GRAFT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+pytestmark = pytest.mark.usefixtures("home")
 
 
 def test_create_list_show_replace_delete(tmp_path: Path) -> None:

@@ -9,22 +9,11 @@ from typing import Any
 
 import anyio
 import pytest
-from click.testing import CliRunner, Result
+from tests.conftest import invoke
 
 from graft import cli_audit
 from graft.audit import AuditEvent, AuditRecord
-from graft.cli import cli
 from graft.testing import MemoryStore
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GRAFT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
 
 
 def records() -> list[dict[str, Any]]:

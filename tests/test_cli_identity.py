@@ -6,20 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-from click.testing import CliRunner, Result
-
-from graft.cli import cli
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("GRAFT_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+from tests.conftest import invoke
 
 
 def ann() -> dict[str, Any]:

@@ -9,24 +9,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import select, update
+from tests.conftest import invoke
 
-from graft.cli import cli
 from graft.context import Principal
 from graft.messages import Message
 from graft.store.sql import SQLStore, t_conversations
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "home"
-    monkeypatch.setenv("GRAFT_HOME", str(folder))
-    return folder
 
 
 def seed(home: Path, *people: tuple[str, str, str, str]) -> list[str]:

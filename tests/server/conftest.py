@@ -1,4 +1,5 @@
-"""Shared by the server tests: four people in two tenants, each with a key, on a live server."""
+"""Shared by the server tests: four people in two tenants, each with a key, on a live server;
+and a turn already in the store for tests of what is done with conversations."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import pytest
 
 from graft.context import Principal
 from graft.identity import issue_key
+from graft.messages import Message, Usage
 from graft.runtime import Graft
+from graft.store import Store
 from graft.testing import FakeModel
 
 OPERATOR = Principal("cli:test", frozenset({"admin", "builder", "user"}))
@@ -47,3 +50,23 @@ async def team(graft_factory: Any, live_server: Any) -> Team:
         user = await graft.store.create_user(tenant=tenant, name=name, roles=roles, groups=[])
         keys[name], _ = await issue_key(graft.store, user, creator=OPERATOR, name="first")
     return Team(graft, keys, live_server(graft).url)
+
+
+async def stored_turn(store: Store, tenant: str, user: str, text: str) -> tuple[str, str]:
+    """A finished turn of a new conversation of ``user``'s: ``(conversation_id, turn_id)``."""
+    cid, tid = await store.begin_turn(
+        Principal(user, tenant=tenant),
+        assistant="default",
+        model="fake:ok",
+        conversation_id=None,
+        new_messages=[Message("user", text)],
+    )
+    await store.finish_turn(
+        tid,
+        messages=[Message("assistant", f"answer to {text}")],
+        tool_runs=[],
+        usage=Usage(3, 2),
+        finish_reason="stop",
+        duration_ms=1.0,
+    )
+    return cid, tid

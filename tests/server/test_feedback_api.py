@@ -12,33 +12,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-
-from graft.context import Principal
-from graft.messages import Message, Usage
-from graft.store import Store
+from tests.server.conftest import stored_turn
 
 if TYPE_CHECKING:
     from tests.server.conftest import Team
-
-
-async def stored_turn(store: Store, tenant: str, user: str, text: str) -> tuple[str, str]:
-    """A finished turn: ``(conversation_id, turn_id)``."""
-    cid, tid = await store.begin_turn(
-        Principal(user, tenant=tenant),
-        assistant="default",
-        model="fake:ok",
-        conversation_id=None,
-        new_messages=[Message("user", text)],
-    )
-    await store.finish_turn(
-        tid,
-        messages=[Message("assistant", f"answer to {text}")],
-        tool_runs=[],
-        usage=Usage(3, 2),
-        finish_reason="stop",
-        duration_ms=1.0,
-    )
-    return cid, tid
 
 
 def error(response: Any) -> dict[str, Any]:

@@ -10,9 +10,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from tests.server.conftest import stored_turn
 
-from graft.context import Principal
-from graft.messages import Message, Usage
 from graft.store import Store
 
 if TYPE_CHECKING:
@@ -22,21 +21,8 @@ CONFIRM = {"confirm": "delete my data"}
 
 
 async def chat(store: Store, tenant: str, user: str, text: str) -> str:
-    cid, tid = await store.begin_turn(
-        Principal(user, tenant=tenant),
-        assistant="default",
-        model="fake:ok",
-        conversation_id=None,
-        new_messages=[Message("user", text)],
-    )
-    await store.finish_turn(
-        tid,
-        messages=[Message("assistant", f"answer to {text}")],
-        tool_runs=[],
-        usage=Usage(3, 2),
-        finish_reason="stop",
-        duration_ms=1.0,
-    )
+    """A finished conversation of ``user``'s: its id."""
+    cid, _ = await stored_turn(store, tenant, user, text)
     return cid
 
 

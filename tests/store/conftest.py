@@ -1,4 +1,4 @@
-"""The store tests' backends: in memory, a SQLite file, and a real PostgreSQL.
+"""The store tests' backends: in memory, a SQLite file, and a real PostgreSQL; and a finished turn.
 
 PostgreSQL is expected at ``postgresql://postgres@127.0.0.1:5432/test`` (override with
 ``GRAFT_TEST_POSTGRES_URL``). Each test session creates a throwaway database there and drops
@@ -19,7 +19,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from graft.context import Principal
 from graft.crypto import DataKeys, generate_key
+from graft.messages import Message, Usage
 from graft.store import Store, open_store
 from graft.store.sql import SQLStore
 
@@ -113,3 +115,34 @@ async def sql_store(sql_url: str, data_keys: DataKeys) -> AsyncIterator[SQLStore
     await opened.start()
     yield opened
     await opened.close()
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+async def finished_turn(
+    store: Store,
+    principal: Principal,
+    text: str = "hello",
+    *,
+    assistant: str = "helper",
+    conversation_id: str | None = None,
+    new_messages: list[Message] | None = None,
+) -> tuple[str, str]:
+    """A finished turn of ``principal``'s, answered ``re: text``: ``(conversation_id, turn_id)``."""
+    cid, tid = await store.begin_turn(
+        principal,
+        assistant=assistant,
+        model="fake:echo",
+        conversation_id=conversation_id,
+        new_messages=new_messages or [Message("user", text)],
+    )
+    await store.finish_turn(
+        tid,
+        messages=[Message("assistant", f"re: {text}")],
+        tool_runs=[],
+        usage=Usage(1, 1),
+        finish_reason="stop",
+        duration_ms=1.0,
+    )
+    return cid, tid

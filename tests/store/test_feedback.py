@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.store.conftest import finished_turn
 
 from graft.context import Principal
 from graft.crypto import DataKeys, key_id_of
 from graft.errors import InvalidRequest, NotFound
-from graft.messages import Message, Usage
 from graft.store import Store
 from graft.store.base import COMMENT_LENGTH
 from graft.store.schema import t_feedback
@@ -26,32 +26,6 @@ from graft.store.sql import SQLStore
 ALICE = Principal("alice", tenant="acme")
 BOB = Principal("bob", tenant="acme")
 ALICE_ELSEWHERE = Principal("alice", tenant="globex")
-
-
-async def turn(
-    store: Store,
-    principal: Principal = ALICE,
-    text: str = "hello",
-    conversation_id: str | None = None,
-    assistant: str = "helper",
-) -> tuple[str, str]:
-    """A finished turn of ``principal``'s: ``(conversation_id, turn_id)``."""
-    cid, tid = await store.begin_turn(
-        principal,
-        assistant=assistant,
-        model="fake:echo",
-        conversation_id=conversation_id,
-        new_messages=[Message("user", text)],
-    )
-    await store.finish_turn(
-        tid,
-        messages=[Message("assistant", f"re: {text}")],
-        tool_runs=[],
-        usage=Usage(3, 2),
-        finish_reason="stop",
-        duration_ms=1.0,
-    )
-    return cid, tid
 
 
 def feedback_rows(store: SQLStore) -> int:
@@ -63,8 +37,8 @@ def feedback_rows(store: SQLStore) -> int:
 
 
 async def test_a_rating_round_trips_and_shows_on_its_conversation(store: Store) -> None:
-    cid, tid = await turn(store)
-    _, other = await turn(store, conversation_id=cid, text="again")
+    cid, tid = await finished_turn(store, ALICE)
+    _, other = await finished_turn(store, ALICE, "again", conversation_id=cid)
 
     given = await store.put_feedback(ALICE, tid, "down", "wrong 北门 gate")
 
@@ -88,7 +62,7 @@ async def test_a_rating_round_trips_and_shows_on_its_conversation(store: Store) 
 
 
 async def test_giving_it_again_replaces_it_and_keeps_its_id(store: Store) -> None:
-    cid, tid = await turn(store)
+    cid, tid = await finished_turn(store, ALICE)
     first = await store.put_feedback(ALICE, tid, "down", "bad")
     await asyncio.sleep(0.01)
 
@@ -102,7 +76,7 @@ async def test_giving_it_again_replaces_it_and_keeps_its_id(store: Store) -> Non
 
 
 async def test_an_empty_comment_is_none_and_the_limit_is_exact(store: Store) -> None:
-    _, tid = await turn(store)
+    _, tid = await finished_turn(store, ALICE)
     assert (await store.put_feedback(ALICE, tid, "up", "")).comment is None
     assert (await store.put_feedback(ALICE, tid, "up", "  \n")).comment is None
     longest = "é" * COMMENT_LENGTH
@@ -112,7 +86,7 @@ async def test_an_empty_comment_is_none_and_the_limit_is_exact(store: Store) -> 
 
 
 async def test_a_rating_must_be_up_or_down(store: Store) -> None:
-    _, tid = await turn(store)
+    _, tid = await finished_turn(store, ALICE)
     with pytest.raises(InvalidRequest, match="rating must be 'up' or 'down', not 'meh'") as err:
         await store.put_feedback(ALICE, tid, "meh")  # type: ignore[arg-type]
     assert err.value.param == "rating"
@@ -120,7 +94,7 @@ async def test_a_rating_must_be_up_or_down(store: Store) -> None:
 
 
 async def test_only_the_owner_of_the_conversation_may_rate_its_turns(store: Store) -> None:
-    cid, tid = await turn(store)
+    cid, tid = await finished_turn(store, ALICE)
     for stranger in (BOB, ALICE_ELSEWHERE):
         with pytest.raises(NotFound) as err:
             await store.put_feedback(stranger, tid, "down", "not mine")
@@ -133,7 +107,7 @@ async def test_only_the_owner_of_the_conversation_may_rate_its_turns(store: Stor
 
 
 async def test_taking_a_rating_back(store: Store) -> None:
-    cid, tid = await turn(store)
+    cid, tid = await finished_turn(store, ALICE)
     await store.put_feedback(ALICE, tid, "up")
 
     assert await store.delete_feedback(BOB, tid) is False  # not bob's to take back
@@ -155,10 +129,10 @@ async def test_the_tenants_list_is_newest_first_filtered_and_paged(store: Store)
     for n, (who, rating) in enumerate(
         [(ALICE, "up"), (BOB, "down"), (ALICE, "down"), (BOB, "up"), (ALICE, "up")]
     ):
-        _, tid = await turn(store, who, text=f"question {n}", assistant=f"a{n % 2}")
+        _, tid = await finished_turn(store, who, f"question {n}", assistant=f"a{n % 2}")
         given.append(await store.put_feedback(who, tid, rating, f"comment {n}"))
         await asyncio.sleep(0.002)  # ids sort by the millisecond
-    _, theirs = await turn(store, ALICE_ELSEWHERE)
+    _, theirs = await finished_turn(store, ALICE_ELSEWHERE)
     await store.put_feedback(ALICE_ELSEWHERE, theirs, "down", "globex's")
     newest_first = [f.id for f in reversed(given)]
 
@@ -187,8 +161,8 @@ async def test_the_tenants_list_is_newest_first_filtered_and_paged(store: Store)
 
 
 async def test_deleting_the_conversation_deletes_its_ratings(store: Store) -> None:
-    cid, tid = await turn(store)
-    _, kept = await turn(store, text="another")
+    cid, tid = await finished_turn(store, ALICE)
+    _, kept = await finished_turn(store, ALICE, "another")
     await store.put_feedback(ALICE, tid, "down", "gone with it")
     await store.put_feedback(ALICE, kept, "up")
 
@@ -201,9 +175,9 @@ async def test_deleting_the_conversation_deletes_its_ratings(store: Store) -> No
 
 
 async def test_erasure_and_retention_delete_ratings(store: Store) -> None:
-    _, alices = await turn(store)
-    _, bobs = await turn(store, BOB, assistant="short-lived")
-    _, elsewhere = await turn(store, ALICE_ELSEWHERE)
+    _, alices = await finished_turn(store, ALICE)
+    _, bobs = await finished_turn(store, BOB, assistant="short-lived")
+    _, elsewhere = await finished_turn(store, ALICE_ELSEWHERE)
     for who, tid in ((ALICE, alices), (BOB, bobs), (ALICE_ELSEWHERE, elsewhere)):
         await store.put_feedback(who, tid, "up", "thanks")
 
@@ -217,8 +191,8 @@ async def test_erasure_and_retention_delete_ratings(store: Store) -> None:
 
 
 async def test_the_export_has_the_users_rating_of_each_turn(store: Store) -> None:
-    cid, rated = await turn(store)
-    _, unrated = await turn(store, conversation_id=cid, text="more")
+    cid, rated = await finished_turn(store, ALICE)
+    _, unrated = await finished_turn(store, ALICE, "more", conversation_id=cid)
     given = await store.put_feedback(ALICE, rated, "down", "off by one")
 
     [exported] = (await store.export_user_data("acme", "alice"))["conversations"]
@@ -237,7 +211,7 @@ async def test_the_export_has_the_users_rating_of_each_turn(store: Store) -> Non
 
 
 async def test_the_comment_is_sealed_at_rest(sql_store: SQLStore, data_keys: DataKeys) -> None:
-    cid, tid = await turn(sql_store)
+    cid, tid = await finished_turn(sql_store, ALICE)
     await sql_store.put_feedback(ALICE, tid, "down", "Nightjar: 机密 feedback")
     with sql_store.engine.connect() as conn:
         [(stored, rating)] = conn.execute(select(t_feedback.c.comment, t_feedback.c.rating)).all()
@@ -249,7 +223,7 @@ async def test_the_comment_is_sealed_at_rest(sql_store: SQLStore, data_keys: Dat
 
 
 async def test_one_row_per_user_and_turn_under_concurrent_ratings(sql_store: SQLStore) -> None:
-    _, tid = await turn(sql_store)
+    _, tid = await finished_turn(sql_store, ALICE)
     ratings = ["up", "down"] * 5
     done = await asyncio.gather(*(sql_store.put_feedback(ALICE, tid, r) for r in ratings))  # type: ignore[arg-type]
     assert len({f.id for f in done}) == 1

@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 import pytest
 from sqlalchemy import func, select
+from tests.store.conftest import finished_turn
 
 from graft.context import Principal
 from graft.errors import ConversationNotFound, InvalidRequest, NotFound
-from graft.messages import Message, Usage
+from graft.messages import Message
 from graft.store import Store
 from graft.store import memory as memory_mod
 from graft.store import sql as sql_mod
@@ -64,20 +65,13 @@ async def turn(
     new_messages: list[Message] | None = None,
 ) -> tuple[str, str]:
     """One finished turn, tagged with ``tag`` if given; ``(conversation_id, turn_id)``."""
-    cid, tid = await store.begin_turn(
+    cid, tid = await finished_turn(
+        store,
         principal,
+        text,
         assistant=assistant,
-        model="fake:echo",
         conversation_id=conversation_id,
-        new_messages=new_messages or [Message("user", text)],
-    )
-    await store.finish_turn(
-        tid,
-        messages=[Message("assistant", f"re: {text}")],
-        tool_runs=[],
-        usage=Usage(1, 1),
-        finish_reason="stop",
-        duration_ms=1.0,
+        new_messages=new_messages,
     )
     if tag is not None:
         await store.tag_sentiment(tid, tag)

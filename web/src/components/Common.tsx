@@ -1,4 +1,4 @@
-/** Small shared pieces: empty and error states, skeletons, spinners, a confirm button. */
+/** Small shared pieces: empty and error states, skeletons, spinners, a confirm button, a table. */
 import type { ComponentChildren, JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError } from "../api/client";
@@ -106,6 +106,53 @@ export function ConfirmButton({
     >
       {armed ? (confirmLabel ?? t("common.sure")) : label}
     </button>
+  );
+}
+
+/** A column of a `Table`: its heading, or its heading and `num` for a right-aligned number. */
+export type Column = string | { label: string; num: boolean };
+
+/**
+ * A table that scrolls sideways on narrow screens: a header row of `columns` (and, when
+ * `actions`, a last column headed for screen readers only), then `children` as its body rows.
+ */
+export function Table({
+  columns,
+  actions = false,
+  class: cls,
+  children,
+}: {
+  columns: Column[];
+  actions?: boolean;
+  class?: string;
+  children: ComponentChildren;
+}): JSX.Element {
+  return (
+    <div class="table-wrap">
+      <table class={cls ? `table ${cls}` : "table"}>
+        <thead>
+          <tr>
+            {columns.map((c, i) =>
+              typeof c === "string" ? (
+                <th key={i} scope="col">
+                  {c}
+                </th>
+              ) : (
+                <th key={i} scope="col" class={c.num ? "num" : undefined}>
+                  {c.label}
+                </th>
+              ),
+            )}
+            {actions && (
+              <th scope="col">
+                <span class="sr-only">{t("common.actions")}</span>
+              </th>
+            )}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
   );
 }
 

@@ -119,26 +119,22 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
   // --- switching conversations ------------------------------------------------------
   const stop = (): void => controller.current?.abort();
 
-  const reset = (): void => {
-    stop();
-    idRef.current = null;
-    setConversationId(null);
-    setMessages([]);
-    setLoadError(null);
-    setLoading(false);
-    stick.current = true;
-    setStuck(true);
-  };
-
-  const load = async (id: string): Promise<void> => {
+  // Stop any answer and show conversation `id` from the top: empty, and loading unless new (null).
+  const switchTo = (id: string | null): void => {
     stop();
     idRef.current = id;
     setConversationId(id);
     setMessages([]);
     setLoadError(null);
-    setLoading(true);
+    setLoading(id !== null);
     stick.current = true;
     setStuck(true);
+  };
+
+  const reset = (): void => switchTo(null);
+
+  const load = async (id: string): Promise<void> => {
+    switchTo(id);
     try {
       const conversation = await api<Conversation>(`/v1/conversations/${encodeURIComponent(id)}`);
       if (idRef.current !== id) return;

@@ -6,7 +6,7 @@ import type { JSX } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, query, unauthorized } from "../api/client";
 import type { Citation, CollectionInfo, DocumentInfo, ListOf, Me, UploadResult } from "../api/types";
-import { Empty, ErrorBanner, Skeleton, errorText } from "../components/Common";
+import { Empty, ErrorBanner, Skeleton, Table, errorText } from "../components/Common";
 import { Icon } from "../components/Icon";
 import { t } from "../i18n";
 import { formatBytes, formatDateTime } from "../lib/format";
@@ -298,57 +298,44 @@ export function KnowledgePage({ me }: { me: Me }): JSX.Element {
             {builder ? t("kb.noDocumentsBuilder") : null}
           </Empty>
         ) : (
-          <div class="table-wrap">
-            <table class="table">
-              <thead>
-                <tr>
-                  <th scope="col">{t("kb.docTitle")}</th>
-                  <th scope="col">{t("kb.source")}</th>
-                  <th scope="col" class="num">
-                    {t("kb.chunksCol")}
-                  </th>
-                  <th scope="col" class="num">
-                    {t("kb.size")}
-                  </th>
-                  <th scope="col">{t("kb.updated")}</th>
-                  {builder && (
-                    <th scope="col">
-                      <span class="sr-only">{t("common.actions")}</span>
-                    </th>
-                  )}
-                </tr>
-              </thead>
-              <tbody>
-                {documents.map((doc) => (
-                  <tr key={doc.id} data-testid="document" data-id={doc.id}>
-                    <td>
-                      <a href={documentRoute(doc.id)}>{doc.title || doc.id}</a>
-                    </td>
-                    <td class="muted ellipsis" title={doc.source}>
-                      {doc.source}
-                    </td>
-                    <td class="num">{doc.chunks}</td>
-                    <td class="num">{formatBytes(doc.bytes)}</td>
-                    <td class="muted">{formatDateTime(doc.updated_at)}</td>
-                    {builder && (
-                      <td class="actions">
-                        <button
-                          type="button"
-                          class="icon-btn danger"
-                          data-testid="delete-document"
-                          aria-label={t("kb.delete", { title: doc.title })}
-                          title={t("kb.deleteShort")}
-                          onClick={() => void remove(doc)}
-                        >
-                          <Icon name="trash" size={15} />
-                        </button>
-                      </td>
-                    )}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table
+            columns={[
+              t("kb.docTitle"),
+              t("kb.source"),
+              { label: t("kb.chunksCol"), num: true },
+              { label: t("kb.size"), num: true },
+              t("kb.updated"),
+            ]}
+            actions={builder}
+          >
+            {documents.map((doc) => (
+              <tr key={doc.id} data-testid="document" data-id={doc.id}>
+                <td>
+                  <a href={documentRoute(doc.id)}>{doc.title || doc.id}</a>
+                </td>
+                <td class="muted ellipsis" title={doc.source}>
+                  {doc.source}
+                </td>
+                <td class="num">{doc.chunks}</td>
+                <td class="num">{formatBytes(doc.bytes)}</td>
+                <td class="muted">{formatDateTime(doc.updated_at)}</td>
+                {builder && (
+                  <td class="actions">
+                    <button
+                      type="button"
+                      class="icon-btn danger"
+                      data-testid="delete-document"
+                      aria-label={t("kb.delete", { title: doc.title })}
+                      title={t("kb.deleteShort")}
+                      onClick={() => void remove(doc)}
+                    >
+                      <Icon name="trash" size={15} />
+                    </button>
+                  </td>
+                )}
+              </tr>
+            ))}
+          </Table>
         )}
       </section>
       <Search />

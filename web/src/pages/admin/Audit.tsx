@@ -6,7 +6,7 @@ import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import { api, query } from "../../api/client";
 import type { AuditRecord } from "../../api/types";
-import { Empty, ErrorBanner, Skeleton, useLoad } from "../../components/Common";
+import { Empty, ErrorBanner, Skeleton, Table, useLoad } from "../../components/Common";
 import { t } from "../../i18n";
 import { formatDateTime, prettyJson } from "../../lib/format";
 
@@ -82,49 +82,43 @@ export function AuditTab(): JSX.Element {
       {page.loading && !page.data && <Skeleton lines={6} />}
       {page.data && shown.length === 0 && <Empty title={t("audit.none")} />}
       {shown.length > 0 && (
-        <div class="table-wrap">
-          <table class="table audit">
-            <thead>
-              <tr>
-                <th scope="col" class="num">
-                  #
-                </th>
-                <th scope="col">{t("audit.at")}</th>
-                <th scope="col">{t("audit.actor")}</th>
-                <th scope="col">{t("audit.action")}</th>
-                <th scope="col">{t("audit.target")}</th>
-                <th scope="col">{t("audit.outcome")}</th>
-                <th scope="col">{t("audit.details")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {shown.map((r) => (
-                <tr key={r.seq} data-testid="audit-row">
-                  <td class="num muted">{r.seq}</td>
-                  <td class="nowrap">{formatDateTime(r.at)}</td>
-                  <td>{r.actor}</td>
-                  <td>
-                    <code>{r.action}</code>
-                  </td>
-                  <td class="ellipsis" title={r.target}>
-                    {r.target}
-                  </td>
-                  <td>
-                    <span class={`badge ${r.outcome === "ok" ? "done" : "error"}`}>{r.outcome}</span>
-                  </td>
-                  <td>
-                    {r.details && Object.keys(r.details as object).length > 0 ? (
-                      <details>
-                        <summary>{t("audit.show")}</summary>
-                        <pre class="tool-pre">{prettyJson(r.details)}</pre>
-                      </details>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          class="audit"
+          columns={[
+            { label: "#", num: true },
+            t("audit.at"),
+            t("audit.actor"),
+            t("audit.action"),
+            t("audit.target"),
+            t("audit.outcome"),
+            t("audit.details"),
+          ]}
+        >
+          {shown.map((r) => (
+            <tr key={r.seq} data-testid="audit-row">
+              <td class="num muted">{r.seq}</td>
+              <td class="nowrap">{formatDateTime(r.at)}</td>
+              <td>{r.actor}</td>
+              <td>
+                <code>{r.action}</code>
+              </td>
+              <td class="ellipsis" title={r.target}>
+                {r.target}
+              </td>
+              <td>
+                <span class={`badge ${r.outcome === "ok" ? "done" : "error"}`}>{r.outcome}</span>
+              </td>
+              <td>
+                {r.details && Object.keys(r.details as object).length > 0 ? (
+                  <details>
+                    <summary>{t("audit.show")}</summary>
+                    <pre class="tool-pre">{prettyJson(r.details)}</pre>
+                  </details>
+                ) : null}
+              </td>
+            </tr>
+          ))}
+        </Table>
       )}
     </section>
   );

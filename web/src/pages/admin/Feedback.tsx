@@ -3,7 +3,7 @@ import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import { api, query } from "../../api/client";
 import type { FeedbackRecord, ListOf } from "../../api/types";
-import { Empty, ErrorBanner, Skeleton, useLoad } from "../../components/Common";
+import { Empty, ErrorBanner, Skeleton, Table, useLoad } from "../../components/Common";
 import { Icon } from "../../components/Icon";
 import { t } from "../../i18n";
 import { formatDateTime } from "../../lib/format";
@@ -29,36 +29,25 @@ export function FeedbackTab(): JSX.Element {
       {list.loading && !list.data && <Skeleton lines={5} />}
       {list.data && rows.length === 0 && <Empty icon="comment" title={t("feedback.none")} />}
       {rows.length > 0 && (
-        <div class="table-wrap">
-          <table class="table">
-            <thead>
-              <tr>
-                <th scope="col">{t("feedback.rating")}</th>
-                <th scope="col">{t("feedback.user")}</th>
-                <th scope="col">{t("feedback.comment")}</th>
-                <th scope="col">{t("feedback.conversation")}</th>
-                <th scope="col">{t("audit.at")}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((f) => (
-                <tr key={f.id}>
-                  <td>
-                    <span class={`rating ${f.rating}`} role="img" aria-label={f.rating === "up" ? t("feedback.up") : t("feedback.down")}>
-                      <Icon name={f.rating === "up" ? "up" : "down"} size={16} />
-                    </span>
-                  </td>
-                  <td>{f.user ?? ""}</td>
-                  <td class="wrap-text">{f.comment || <span class="muted">—</span>}</td>
-                  <td>
-                    <code class="small">{f.conversation_id}</code>
-                  </td>
-                  <td class="nowrap muted">{formatDateTime(f.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <Table
+          columns={[t("feedback.rating"), t("feedback.user"), t("feedback.comment"), t("feedback.conversation"), t("audit.at")]}
+        >
+          {rows.map((f) => (
+            <tr key={f.id}>
+              <td>
+                <span class={`rating ${f.rating}`} role="img" aria-label={f.rating === "up" ? t("feedback.up") : t("feedback.down")}>
+                  <Icon name={f.rating === "up" ? "up" : "down"} size={16} />
+                </span>
+              </td>
+              <td>{f.user ?? ""}</td>
+              <td class="wrap-text">{f.comment || <span class="muted">—</span>}</td>
+              <td>
+                <code class="small">{f.conversation_id}</code>
+              </td>
+              <td class="nowrap muted">{formatDateTime(f.created_at)}</td>
+            </tr>
+          ))}
+        </Table>
       )}
     </section>
   );

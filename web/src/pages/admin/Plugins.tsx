@@ -2,7 +2,7 @@
 import type { JSX } from "preact";
 import { api } from "../../api/client";
 import type { PluginsReport } from "../../api/types";
-import { Empty, ErrorBanner, Skeleton, useLoad } from "../../components/Common";
+import { Empty, ErrorBanner, Skeleton, Table, useLoad } from "../../components/Common";
 import { t } from "../../i18n";
 
 function cell(value: unknown): string {
@@ -28,32 +28,20 @@ export function PluginsTab(): JSX.Element {
             {data.plugins.length === 0 ? (
               <Empty title={t("plugins.none")} />
             ) : (
-              <div class="table-wrap">
-                <table class="table">
-                  <thead>
-                    <tr>
-                      <th scope="col">{t("plugins.name")}</th>
-                      <th scope="col">{t("plugins.package")}</th>
-                      <th scope="col">{t("plugins.version")}</th>
-                      <th scope="col">{t("plugins.hooks")}</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {data.plugins.map((p) => (
-                      <tr key={p.name}>
-                        <td>
-                          <strong>{p.name}</strong>
-                        </td>
-                        <td class="muted">{p.package}</td>
-                        <td>
-                          <code>{p.version}</code>
-                        </td>
-                        <td class="muted">{(p.hooks ?? []).join(", ")}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <Table columns={[t("plugins.name"), t("plugins.package"), t("plugins.version"), t("plugins.hooks")]}>
+                {data.plugins.map((p) => (
+                  <tr key={p.name}>
+                    <td>
+                      <strong>{p.name}</strong>
+                    </td>
+                    <td class="muted">{p.package}</td>
+                    <td>
+                      <code>{p.version}</code>
+                    </td>
+                    <td class="muted">{(p.hooks ?? []).join(", ")}</td>
+                  </tr>
+                ))}
+              </Table>
             )}
           </section>
           <section class="card">
@@ -61,55 +49,31 @@ export function PluginsTab(): JSX.Element {
             {data.mcp_servers.length === 0 ? (
               <Empty title={t("plugins.noMcp")} />
             ) : (
-              <div class="table-wrap">
-                <table class="table">
-                  <thead>
-                    <tr>
-                      <th scope="col">{t("plugins.name")}</th>
-                      <th scope="col">{t("plugins.transport")}</th>
-                      <th scope="col">{t("plugins.tools")}</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {data.mcp_servers.map((m) => (
-                      <tr key={m.name}>
-                        <td>
-                          <strong>{m.name}</strong>
-                        </td>
-                        <td>{m.transport}</td>
-                        <td class="muted">{cell(m.tools)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <Table columns={[t("plugins.name"), t("plugins.transport"), t("plugins.tools")]}>
+                {data.mcp_servers.map((m) => (
+                  <tr key={m.name}>
+                    <td>
+                      <strong>{m.name}</strong>
+                    </td>
+                    <td>{m.transport}</td>
+                    <td class="muted">{cell(m.tools)}</td>
+                  </tr>
+                ))}
+              </Table>
             )}
           </section>
           {services.length > 0 && (
             <section class="card">
               <h2 class="card-title">{t("plugins.services")}</h2>
-              <div class="table-wrap">
-                <table class="table">
-                  <thead>
-                    <tr>
-                      {serviceColumns.map((c) => (
-                        <th key={c} scope="col">
-                          {c}
-                        </th>
-                      ))}
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {services.map((s, i) => (
-                      <tr key={i}>
-                        {serviceColumns.map((c) => (
-                          <td key={c}>{cell(s[c])}</td>
-                        ))}
-                      </tr>
+              <Table columns={serviceColumns}>
+                {services.map((s, i) => (
+                  <tr key={i}>
+                    {serviceColumns.map((c) => (
+                      <td key={c}>{cell(s[c])}</td>
                     ))}
-                  </tbody>
-                </table>
-              </div>
+                  </tr>
+                ))}
+              </Table>
             </section>
           )}
         </>

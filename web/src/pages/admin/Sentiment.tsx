@@ -7,7 +7,7 @@ import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import { api, query } from "../../api/client";
 import type { SentimentPoint } from "../../api/types";
-import { Empty, ErrorBanner, Skeleton, useLoad } from "../../components/Common";
+import { Empty, ErrorBanner, Skeleton, Table, useLoad } from "../../components/Common";
 import { LineChart, type Series } from "../../components/LineChart";
 import { getLang, t } from "../../i18n";
 
@@ -141,32 +141,27 @@ export function SentimentTab(): JSX.Element {
         {points.length > 0 && (
           <details class="data-table">
             <summary>{t("sent.table")}</summary>
-            <div class="table-wrap">
-              <table class="table">
-                <thead>
-                  <tr>
-                    <th scope="col">{t("sent.start")}</th>
-                    <th scope="col">{t("sent.assistant")}</th>
-                    <th scope="col" class="num">{t("sentiment.positive")}</th>
-                    <th scope="col" class="num">{t("sentiment.neutral")}</th>
-                    <th scope="col" class="num">{t("sentiment.negative")}</th>
-                    <th scope="col" class="num">{t("sent.mean")}</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {points.map((p) => (
-                    <tr key={`${p.start}-${p.assistant}`}>
-                      <td>{formatX(new Date(p.start).getTime())}</td>
-                      <td>{p.assistant}</td>
-                      <td class="num">{p.positive}</td>
-                      <td class="num">{p.neutral}</td>
-                      <td class="num">{p.negative}</td>
-                      <td class="num">{p.mean.toFixed(2)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table
+              columns={[
+                t("sent.start"),
+                t("sent.assistant"),
+                { label: t("sentiment.positive"), num: true },
+                { label: t("sentiment.neutral"), num: true },
+                { label: t("sentiment.negative"), num: true },
+                { label: t("sent.mean"), num: true },
+              ]}
+            >
+              {points.map((p) => (
+                <tr key={`${p.start}-${p.assistant}`}>
+                  <td>{formatX(new Date(p.start).getTime())}</td>
+                  <td>{p.assistant}</td>
+                  <td class="num">{p.positive}</td>
+                  <td class="num">{p.neutral}</td>
+                  <td class="num">{p.negative}</td>
+                  <td class="num">{p.mean.toFixed(2)}</td>
+                </tr>
+              ))}
+            </Table>
           </details>
         )}
       </section>

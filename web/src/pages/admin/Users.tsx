@@ -3,7 +3,7 @@ import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import { api } from "../../api/client";
 import type { AdminUser, ApiKey, ListOf, Me } from "../../api/types";
-import { ConfirmButton, Empty, ErrorBanner, Skeleton, copyText, errorText, useLoad } from "../../components/Common";
+import { ConfirmButton, Empty, ErrorBanner, Skeleton, Table, copyText, errorText, useLoad } from "../../components/Common";
 import { Icon } from "../../components/Icon";
 import { t } from "../../i18n";
 import { formatDateTime, splitList } from "../../lib/format";
@@ -151,63 +151,48 @@ export function UsersTab({ me }: { me: Me }): JSX.Element {
         {users.loading && !users.data && <Skeleton lines={4} />}
         {users.data && users.data.data.length === 0 && <Empty icon="shield" title={t("users.none")} />}
         {users.data && users.data.data.length > 0 && (
-          <div class="table-wrap">
-            <table class="table">
-              <thead>
-                <tr>
-                  <th scope="col">{t("users.name")}</th>
-                  <th scope="col">{t("users.roles")}</th>
-                  <th scope="col">{t("users.groups")}</th>
-                  <th scope="col">{t("users.status")}</th>
-                  <th scope="col">
-                    <span class="sr-only">{t("common.actions")}</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {users.data.data.map((u) => (
-                  <tr key={u.name} data-testid="user-row">
-                    <td>
-                      <strong>{u.name}</strong>
-                    </td>
-                    <td>
-                      <div class="checks">
-                        {ROLE_CHOICES.map((role) => (
-                          <label key={role} class="check small">
-                            <input
-                              type="checkbox"
-                              checked={u.roles.includes(role)}
-                              disabled={u.name === me.user && role === "admin"}
-                              onChange={(e) =>
-                                void patch(u, {
-                                  roles: e.currentTarget.checked ? [...u.roles, role] : u.roles.filter((r) => r !== role),
-                                })
-                              }
-                            />
-                            {role}
-                          </label>
-                        ))}
-                      </div>
-                    </td>
-                    <td class="muted">{u.groups.join(", ")}</td>
-                    <td>
-                      <span class={`badge ${u.disabled ? "error" : "done"}`}>{u.disabled ? t("users.disabled") : t("users.active")}</span>
-                    </td>
-                    <td class="actions">
-                      {u.name !== me.user &&
-                        (u.disabled ? (
-                          <button type="button" class="btn small" onClick={() => void patch(u, { disabled: false })}>
-                            {t("users.enable")}
-                          </button>
-                        ) : (
-                          <ConfirmButton label={t("users.disable")} onConfirm={() => void patch(u, { disabled: true })} />
-                        ))}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table columns={[t("users.name"), t("users.roles"), t("users.groups"), t("users.status")]} actions>
+            {users.data.data.map((u) => (
+              <tr key={u.name} data-testid="user-row">
+                <td>
+                  <strong>{u.name}</strong>
+                </td>
+                <td>
+                  <div class="checks">
+                    {ROLE_CHOICES.map((role) => (
+                      <label key={role} class="check small">
+                        <input
+                          type="checkbox"
+                          checked={u.roles.includes(role)}
+                          disabled={u.name === me.user && role === "admin"}
+                          onChange={(e) =>
+                            void patch(u, {
+                              roles: e.currentTarget.checked ? [...u.roles, role] : u.roles.filter((r) => r !== role),
+                            })
+                          }
+                        />
+                        {role}
+                      </label>
+                    ))}
+                  </div>
+                </td>
+                <td class="muted">{u.groups.join(", ")}</td>
+                <td>
+                  <span class={`badge ${u.disabled ? "error" : "done"}`}>{u.disabled ? t("users.disabled") : t("users.active")}</span>
+                </td>
+                <td class="actions">
+                  {u.name !== me.user &&
+                    (u.disabled ? (
+                      <button type="button" class="btn small" onClick={() => void patch(u, { disabled: false })}>
+                        {t("users.enable")}
+                      </button>
+                    ) : (
+                      <ConfirmButton label={t("users.disable")} onConfirm={() => void patch(u, { disabled: true })} />
+                    ))}
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       </section>
       <NewUser onDone={users.reload} />
@@ -217,42 +202,26 @@ export function UsersTab({ me }: { me: Me }): JSX.Element {
         {keys.loading && !keys.data && <Skeleton lines={3} />}
         {keys.data && keys.data.data.length === 0 && <Empty title={t("keys.none")} />}
         {keys.data && keys.data.data.length > 0 && (
-          <div class="table-wrap">
-            <table class="table">
-              <thead>
-                <tr>
-                  <th scope="col">{t("keys.id")}</th>
-                  <th scope="col">{t("keys.user")}</th>
-                  <th scope="col">{t("keys.label")}</th>
-                  <th scope="col">{t("users.roles")}</th>
-                  <th scope="col">{t("keys.created")}</th>
-                  <th scope="col">
-                    <span class="sr-only">{t("common.actions")}</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {keys.data.data.map((k) => (
-                  <tr key={k.id} class={k.revoked_at ? "revoked" : undefined}>
-                    <td>
-                      <code>{k.id}</code>
-                    </td>
-                    <td>{k.user}</td>
-                    <td>{k.name}</td>
-                    <td class="muted">{k.roles.join(", ")}</td>
-                    <td class="muted">{formatDateTime(k.created_at)}</td>
-                    <td class="actions">
-                      {k.revoked_at ? (
-                        <span class="badge denied">{t("keys.revokedBadge")}</span>
-                      ) : (
-                        <ConfirmButton label={t("keys.revoke")} onConfirm={() => void revoke(k)} />
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table columns={[t("keys.id"), t("keys.user"), t("keys.label"), t("users.roles"), t("keys.created")]} actions>
+            {keys.data.data.map((k) => (
+              <tr key={k.id} class={k.revoked_at ? "revoked" : undefined}>
+                <td>
+                  <code>{k.id}</code>
+                </td>
+                <td>{k.user}</td>
+                <td>{k.name}</td>
+                <td class="muted">{k.roles.join(", ")}</td>
+                <td class="muted">{formatDateTime(k.created_at)}</td>
+                <td class="actions">
+                  {k.revoked_at ? (
+                    <span class="badge denied">{t("keys.revokedBadge")}</span>
+                  ) : (
+                    <ConfirmButton label={t("keys.revoke")} onConfirm={() => void revoke(k)} />
+                  )}
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       </section>
       <NewKey users={(users.data?.data ?? []).map((u) => u.name)} me={me} onDone={keys.reload} />
