@@ -1,4 +1,4 @@
-"""The ``graft`` command line: serve, chat, ask, tools, plugins, assistants, users, keys, audit.
+"""The ``graft`` command line: serve, chat, ask, call, tools, plugins, assistants, users, etc.
 
 Every command builds one ``Graft`` from the settings and runs the same turn path as the
 server, in-process. Domain errors become a one-line message and exit code 1; nothing prints
@@ -26,6 +26,7 @@ from graft.cli_privacy import privacy
 from graft.cli_sentiment import finetune, sentiment
 from graft.cli_services import add_openapi
 from graft.cli_sources import demo_data, sources
+from graft.cli_voice import call
 from graft.context import Principal
 from graft.errors import ConfigError, GraftError
 from graft.events import (
@@ -379,6 +380,7 @@ cli.add_command(sources)
 cli.add_command(demo_data)
 cli.add_command(ingest)
 cli.add_command(knowledge)
+cli.add_command(call)
 plugins.add_command(add_openapi)
 
 

