@@ -40,6 +40,7 @@ from graft.server import (
     sentiment,
     sessions,
     uploads,
+    voice_ws,
 )
 from graft.server.auth import PUBLIC_PATHS, Authenticate
 from graft.server.body import add_body_schemas
@@ -106,6 +107,7 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(admin_users.router)
     app.include_router(feedback.router)
+    app.include_router(voice_ws.router)  # GET /v1/voice/ws (WebSocket; authenticates itself)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
