@@ -165,28 +165,8 @@ class OpenAIModel:
             with self._transport_errors():
                 async with aclosing(_sse_batches(response.content)) as batches:
                     async for batch in batches:
-                        # The events that arrived together go on as one piece of text: the
-                        # client gets every byte as soon as graft has it, in fewer chunks.
-                        texts: list[str] = []
-                        for data in batch:
-                            try:
-                                text = parser.feed_event(data)
-                            except ModelError:
-                                if texts:  # what came before the bad event still goes out
-                                    yield TextChunk("".join(texts))
-                                raise
-                            if text:
-                                texts.append(text)
-                            if parser.reason is not None and parser.calls:
-                                if texts:
-                                    yield TextChunk("".join(texts))
-                                    texts = []
-                                for call in parser.take_calls():
-                                    yield ToolCallChunk(call)
-                            if parser.done:
-                                break
-                        if texts:
-                            yield TextChunk(texts[0] if len(texts) == 1 else "".join(texts))
+                        for chunk in parser.feed_batch(batch):
+                            yield chunk
                         if parser.done:
                             await _drain(response.content)
                             break
@@ -503,6 +483,33 @@ class _ResponseParser:
             raise ModelError(
                 f"upstream {self.upstream!r} sent a stream event of unexpected shape: {exc!r}"
             ) from None
+
+    def feed_batch(self, batch: list[bytes]) -> Iterator[ModelChunk]:
+        """Take the events of one read of the stream; yield what they make, in order.
+
+        Their text goes on as one piece (the client gets every byte as soon as graft has
+        it, in fewer chunks); a tool call finished among them comes after the text before
+        it. A bad event raises, after the text that came before it.
+        """
+        texts: list[str] = []
+        for data in batch:
+            try:
+                text = self.feed_event(data)
+            except ModelError:
+                if texts:
+                    yield TextChunk("".join(texts))
+                raise
+            if text:
+                texts.append(text)
+            if self.reason is not None and self.calls:
+                if texts:
+                    yield TextChunk("".join(texts))
+                    texts = []
+                yield from (ToolCallChunk(call) for call in self.take_calls())
+            if self.done:
+                break
+        if texts:
+            yield TextChunk(texts[0] if len(texts) == 1 else "".join(texts))
 
     def feed_whole(self, data: Any) -> str | None:
         """Take a non-streamed response body; return its text, if any."""
