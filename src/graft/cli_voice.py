@@ -10,7 +10,6 @@ later and reuse ``VoiceTurn``.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from dataclasses import replace
@@ -33,22 +32,6 @@ OUTPUT_RATE = 22_050
 def open_graft(settings: Settings) -> Graft:
     """The Graft a call runs on (tests swap in one with a scripted model)."""
     return Graft(settings)
-
-
-@functools.cache
-def _stt(model_dir: Path, short_context: bool) -> Any:
-    from graft.voice.stt import WhisperSTT
-
-    stt = WhisperSTT(model_dir, short_context=short_context)
-    stt.warm()
-    return stt
-
-
-@functools.cache
-def _speaker(language: str) -> Any:
-    from graft.voice.tts import speaker_for
-
-    return speaker_for(language)
 
 
 @click.command()
@@ -94,15 +77,15 @@ async def call(
 ) -> None:
     """Talk to an assistant with a recorded WAV: transcribe, answer, speak the answer."""
     from graft.voice.audio import SAMPLE_RATE, read_wav, resample, write_wav
-    from graft.voice.models import whisper_base_dir
+    from graft.voice.models import load_speaker, load_stt
     from graft.voice.pipeline import VoiceTurn, transcribe_and_answer
     from graft.voice.vad import Segmenter
 
     try:
         settings = settings_of(ctx)
         samples, rate = read_wav(wav_path)
-        stt = _stt(whisper_base_dir(settings.home / "cache"), not full_window)
-        _speaker("en")  # loaded (and warmed) before the clock of the first turn starts
+        stt = load_stt(settings.home / "cache", short_context=not full_window)
+        load_speaker("en")  # loaded (and warmed) before the clock of the first turn starts
         async with open_graft(settings) as graft:
             # Cut after everything is loaded: each utterance's clock starts when it is cut.
             segmenter = Segmenter(silence_ms=silence_ms)
@@ -114,7 +97,7 @@ async def call(
                 graft,
                 graft.principal_for(user),
                 stt,
-                _speaker,
+                load_speaker,
                 assistant=assistant,
                 output_rate=OUTPUT_RATE,
             )

@@ -165,7 +165,7 @@ def test_a_missing_voice_extra_is_a_clear_error(
     def missing(cache: Path) -> Any:
         raise VoiceUnavailable(f"faster-whisper is not installed; {VOICE_EXTRA_HINT}")
 
-    monkeypatch.setattr(voice_ws, "_load_stt", missing)
+    monkeypatch.setattr(voice_ws, "load_stt", missing)
     with connect(_url(server), additional_headers=GOOD) as ws:
         event = json.loads(ws.recv(timeout=30))
         closed = _closed(ws)

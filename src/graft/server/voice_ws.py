@@ -23,8 +23,6 @@ stateful). A missing voice extra is an ``error`` event with code ``voice_unavail
 from __future__ import annotations
 
 import json
-import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -38,11 +36,10 @@ from graft.errors import GraftError
 from graft.events import ErrorEvent, TextDelta
 from graft.runtime import Graft
 from graft.server.auth import FailureThrottle, auth_failure
+from graft.voice.models import load_speaker, load_stt
 
 if TYPE_CHECKING:
     from graft.voice.pipeline import VoiceTurn
-    from graft.voice.stt import WhisperSTT
-    from graft.voice.tts import Speaker
     from graft.voice.vad import Segmenter, Utterance
 
 __all__ = ["MAX_FRAME_BYTES", "OUTPUT_RATE", "PATH", "router"]
@@ -57,34 +54,6 @@ MIN_RATE, MAX_RATE, DEFAULT_RATE = 8_000, 48_000, 16_000
 POLICY_VIOLATION, TOO_BIG, INTERNAL_ERROR = 1008, 1009, 1011
 
 router = APIRouter(tags=["voice"])
-
-_load_lock = threading.Lock()
-_stt: dict[Path, WhisperSTT] = {}
-_speakers: dict[str, Speaker] = {}
-
-
-def _load_stt(cache: Path) -> WhisperSTT:
-    """The process's Whisper (joined into ``cache`` once), loaded and warmed on first use."""
-    from graft.voice.models import whisper_base_dir
-    from graft.voice.stt import WhisperSTT
-
-    model_dir = whisper_base_dir(cache).resolve()
-    with _load_lock:
-        if model_dir not in _stt:
-            stt = WhisperSTT(model_dir)
-            stt.warm()
-            _stt[model_dir] = stt
-        return _stt[model_dir]
-
-
-def _speaker(language: str) -> Speaker:
-    """The process's speaker for ``language`` (loaded once; VoiceTurn calls it in a thread)."""
-    from graft.voice.tts import speaker_for
-
-    with _load_lock:
-        if language not in _speakers:
-            _speakers[language] = speaker_for(language)
-        return _speakers[language]
 
 
 class _Call:
@@ -158,8 +127,8 @@ async def voice_call(websocket: WebSocket) -> None:
     from graft.voice.vad import Segmenter, Utterance
 
     try:
-        stt = await anyio.to_thread.run_sync(_load_stt, graft.settings.home / "cache")
-        await anyio.to_thread.run_sync(_speaker, "en")  # loaded before the first turn's clock
+        stt = await anyio.to_thread.run_sync(load_stt, graft.settings.home / "cache")
+        await anyio.to_thread.run_sync(load_speaker, "en")  # before the first turn's clock
         segmenter = Segmenter()
     except VoiceUnavailable as exc:
         await call.event("error", message=exc.message, code=exc.code)
@@ -169,7 +138,7 @@ async def voice_call(websocket: WebSocket) -> None:
         graft,
         principal,
         stt,
-        _speaker,
+        load_speaker,
         assistant=assistant,
         metrics=websocket.app.state.metrics,
         output_rate=OUTPUT_RATE,

