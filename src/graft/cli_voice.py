@@ -53,9 +53,8 @@ def open_graft(settings: Settings) -> Graft:
 @click.option(
     "--silence-ms",
     type=click.IntRange(100, 5000),
-    default=400,
-    show_default=True,
-    help="Silence that ends an utterance.",
+    default=None,
+    help="Silence that ends an utterance [default: voice.silence_ms, 400].",
 )
 @click.option(
     "--full-window/--short-window",
@@ -71,24 +70,28 @@ async def call(
     assistant: str,
     user: str | None,
     out: Path | None,
-    silence_ms: int,
+    silence_ms: int | None,
     full_window: bool,
     as_json: bool,
 ) -> None:
     """Talk to an assistant with a recorded WAV: transcribe, answer, speak the answer."""
     from graft.voice.audio import SAMPLE_RATE, read_wav, resample, write_wav
-    from graft.voice.models import load_speaker, load_stt
+    from graft.voice.engines import speaker_factory, stt_for
     from graft.voice.pipeline import VoiceTurn, transcribe_and_answer
     from graft.voice.vad import Segmenter
 
     try:
         settings = settings_of(ctx)
         samples, rate = read_wav(wav_path)
-        stt = load_stt(settings.home / "cache", short_context=not full_window)
-        load_speaker("en")  # loaded (and warmed) before the clock of the first turn starts
+        if full_window:
+            voice = settings.voice.model_copy(update={"full_window": True})
+            settings = settings.model_copy(update={"voice": voice})
+        stt = stt_for(settings)
+        speakers = speaker_factory(settings)
+        speakers("en")  # loaded (and warmed) before the clock of the first turn starts
         async with open_graft(settings) as graft:
             # Cut after everything is loaded: each utterance's clock starts when it is cut.
-            segmenter = Segmenter(silence_ms=silence_ms)
+            segmenter = Segmenter(silence_ms=silence_ms or settings.voice.silence_ms)
             utterances = segmenter.feed(resample(samples, rate, SAMPLE_RATE))
             utterances += segmenter.flush()
             if not utterances:
@@ -97,7 +100,7 @@ async def call(
                 graft,
                 graft.principal_for(user),
                 stt,
-                load_speaker,
+                speakers,
                 assistant=assistant,
                 output_rate=OUTPUT_RATE,
             )

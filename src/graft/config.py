@@ -50,6 +50,7 @@ from graft.secrets import is_reference, register_secret, resolve_reference, reso
 from graft.services.manifest import ServiceSettings
 from graft.sources.settings import NAME_PATTERN as SOURCE_NAME_PATTERN
 from graft.sources.settings import SourceSettings, url_password
+from graft.voice_settings import VoiceSettings
 
 __all__ = [
     "DEFAULT_ASSISTANT",
@@ -369,6 +370,10 @@ class Settings(BaseSettings):
     mcp_servers: dict[str, MCPServerSettings] = Field(default_factory=dict, repr=False)
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    voice: VoiceSettings = Field(
+        default_factory=VoiceSettings,
+        description="Voice calls: turn-taking, greeting, WebRTC, speech engines (`graft.voice`).",
+    )
     knowledge: KnowledgeSettings = Field(
         default_factory=KnowledgeSettings,
         description="Document knowledge: uploads over HTTP (`graft.server.uploads`).",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from graft.models.base import Model
     from graft.store.base import Store
+    from graft.voice.video import FrameStore
 
 __all__ = ["Context", "Principal"]
 
@@ -55,6 +56,9 @@ class Context:
     """Where the turn is stored, for plugins that keep what they learn with it."""
     get_model: Callable[[str], Model] | None = field(default=None, repr=False, compare=False)
     """The process's models by id (``openai:gpt-4o-mini``), for plugins that call one."""
+    frames: FrameStore | None = field(default=None, repr=False, compare=False)
+    """The latest camera frames of the process's calls (``graft.voice.video``), for ``look``;
+    None outside a turn, where no call can be."""
 
     def plugin_config(self, plugin: str, *, known: Collection[str] | None = None) -> dict[str, Any]:
         """Settings of one plugin: ``[plugins.NAME]``, then the assistant's own on top.

@@ -42,6 +42,7 @@ __all__ = [
     "ConversationNotFound",
     "DataIntegrityError",
     "GraftError",
+    "ImagesUnsupported",
     "InvalidRequest",
     "ModelError",
     "ModelTimeout",
@@ -91,6 +92,12 @@ class InvalidRequest(GraftError):
 
     status = 400
     type = "invalid_request_error"
+
+
+class ImagesUnsupported(InvalidRequest):
+    """The request shows the model images, and the model reads text only."""
+
+    code = "images_unsupported"
 
 
 class PayloadTooLarge(InvalidRequest):
@@ -221,6 +228,8 @@ class ModelError(GraftError):
     status = 502
     type = "upstream_error"
     code = "upstream_error"
+    upstream_status: int | None = None
+    """The HTTP status the upstream answered with, when it answered with an error."""
 
 
 class ModelTimeout(ModelError):

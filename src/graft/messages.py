@@ -3,16 +3,20 @@
 These are the types that are stored and sent to models. They mirror the OpenAI chat format
 closely (roles, ``tool_calls`` with JSON-text arguments, ``tool_call_id``) so that converting
 at the HTTP edge is a copy, not a translation. Streaming uses ``graft.events`` instead.
+
+A message may carry ``images`` for the one model request it is part of (the ``look`` tool
+shows a camera frame this way); the store keeps text and tool calls only, never images.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Message", "Role", "ToolCall", "Usage", "new_id"]
+__all__ = ["Image", "Message", "Role", "ToolCall", "Usage", "new_id"]
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -46,6 +50,22 @@ class ToolCall:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image shown to the model with a message: encoded bytes and their media type."""
+
+    data: bytes
+    media_type: str = "image/jpeg"
+
+    def to_openai(self) -> dict[str, Any]:
+        """Return the image as an OpenAI ``image_url`` content part (a ``data:`` URL)."""
+        encoded = base64.b64encode(self.data).decode("ascii")
+        return {
+            "type": "image_url",
+            "image_url": {"url": f"data:{self.media_type};base64,{encoded}"},
+        }
+
+
 @dataclass(slots=True)
 class Message:
     """One chat message.
@@ -59,10 +79,17 @@ class Message:
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    images: list[Image] = field(default_factory=list)
+    """Images for the model to see with this (user) message, in the request being made
+    only: the store never keeps them, and a model that cannot see refuses them."""
 
     def to_openai(self) -> dict[str, Any]:
-        """Return the message in the OpenAI wire shape."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        """Return the message in the OpenAI wire shape (content parts when it has images)."""
+        content: str | list[dict[str, Any]] | None = self.content
+        if self.images:
+            text = [{"type": "text", "text": self.content}] if self.content else []
+            content = [*text, *(image.to_openai() for image in self.images)]
+        out: dict[str, Any] = {"role": self.role, "content": content}
         if self.tool_calls:
             out["tool_calls"] = [c.to_openai() for c in self.tool_calls]
         if self.tool_call_id is not None:

@@ -33,6 +33,7 @@ from graft.store import Store, open_store
 from graft.store.pending import PendingTurns
 from graft.tools.router import ToolBox, ToolRouter
 from graft.turn import TurnRequest, run_turn
+from graft.voice.video import FrameStore
 
 __all__ = ["Graft"]
 
@@ -71,6 +72,8 @@ class Graft:
         self._preset_models = set(self._models)
         self.catalog = AssistantCatalog(self)
         """The configured assistants and the tenants' stored ones."""
+        self.frames = FrameStore()
+        """The latest camera frame of each call (``graft.voice.video``), for ``look``."""
 
     async def start(self) -> None:
         """Check the configuration and open the store (running migrations)."""

@@ -86,6 +86,7 @@ async def run_turn(
         request.conversation_id,
         store=store,
         get_model=graft.get_model,
+        frames=graft.frames,
     )
     toolbox = await graft.tools.resolve(ctx)
     clashes = sorted({t.name for t in request.client_tools}.intersection(toolbox.owners))

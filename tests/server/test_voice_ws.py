@@ -19,7 +19,6 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from graft.default_plugins.api_key_auth import hash_api_key
-from graft.server import voice_ws
 from graft.testing import FakeModel
 from graft.voice import VOICE_EXTRA_HINT, VoiceUnavailable
 
@@ -32,7 +31,7 @@ ANSWER = "Two plus three is five. Anything else?"
 def server(graft_factory: Any, live_server: Any, voice_cache: Path) -> Any:  # noqa: F811
     """A live server with API keys and a scripted model, its cache holding Whisper base."""
     model = FakeModel(ANSWER, "Six.")
-    graft = graft_factory(model, auth={"api_keys": KEYS})
+    graft = graft_factory(model, auth={"api_keys": KEYS}, voice={"greeting": ""})
     cache = graft.settings.home / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     (cache / "whisper-base").symlink_to(voice_cache / "whisper-base")
@@ -64,7 +63,9 @@ def _until_done(ws: ClientConnection) -> tuple[list[dict[str, Any]], bytes]:
             assert events and events[-1]["type"] == "audio", "audio without its header"
             audio += message
         else:
-            events.append(json.loads(message))
+            event = json.loads(message)
+            if event["type"] != "ready":
+                events.append(event)
     return events, bytes(audio)
 
 
@@ -150,6 +151,7 @@ def test_a_bad_rate_closes_with_a_reason(server: Any, rate: str) -> None:
 
 def test_a_text_message_that_is_not_a_control_message_is_an_error(server: Any) -> None:
     with connect(_url(server), additional_headers=GOOD) as ws:
+        assert json.loads(ws.recv(timeout=60))["type"] == "ready"
         ws.send("hello")
         event = json.loads(ws.recv(timeout=60))
     assert event == {
@@ -162,10 +164,10 @@ def test_a_text_message_that_is_not_a_control_message_is_an_error(server: Any) -
 def test_a_missing_voice_extra_is_a_clear_error(
     server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def missing(cache: Path) -> Any:
+    def missing(cache: Path, **options: Any) -> Any:
         raise VoiceUnavailable(f"faster-whisper is not installed; {VOICE_EXTRA_HINT}")
 
-    monkeypatch.setattr(voice_ws, "load_stt", missing)
+    monkeypatch.setattr("graft.voice.engines.load_stt", missing)
     with connect(_url(server), additional_headers=GOOD) as ws:
         event = json.loads(ws.recv(timeout=30))
         closed = _closed(ws)
@@ -176,3 +178,46 @@ def test_a_missing_voice_extra_is_a_clear_error(
         "code": "voice_unavailable",
     }
     assert closed.rcvd is not None and closed.rcvd.code == 1011
+
+
+def test_the_greeting_and_the_days_token_budget(
+    graft_factory: Any,
+    live_server: Any,
+    voice_cache: Path,  # noqa: F811
+    question_wav: Path,  # noqa: F811
+) -> None:
+    """A call starts with the spoken greeting; its turns count against the day's budget."""
+    model = FakeModel(ANSWER, "never said")
+    graft = graft_factory(model, auth={"api_keys": KEYS}, limits={"tokens_per_day": 5})
+    cache = graft.settings.home / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "whisper-base").symlink_to(voice_cache / "whisper-base")
+    server = live_server(graft)
+    frames, rate = _frames(question_wav)
+    with connect(_url(server, f"?rate={rate}"), additional_headers=GOOD) as ws:
+        assert json.loads(ws.recv(timeout=60))["type"] == "ready"
+        greeting = json.loads(ws.recv(timeout=60))
+        assert greeting == {
+            "type": "audio",
+            "rate": 22_050,
+            "sentence": "Hello! How can I help?",
+            "source": "greeting",
+        }
+        spoken = 0
+        with pytest.raises(TimeoutError):  # the greeting's PCM, then nothing until asked
+            while True:
+                message = ws.recv(timeout=2)
+                assert isinstance(message, bytes)
+                spoken += len(message)
+        assert spoken > 22_050  # over half a second
+        turns = []
+        for _ in range(2):  # the first turn spends the budget; the second is refused
+            for frame in frames:
+                ws.send(frame)
+            ws.send(json.dumps({"type": "end"}))
+            turns.append(_until_done(ws)[0])
+        first, second = turns
+        assert "".join(e["text"] for e in first if e["type"] == "delta") == ANSWER
+    [refused] = [e for e in second if e["type"] == "error"]
+    assert refused["code"] == "budget_exceeded" and "Token budget reached" in refused["message"]
+    assert len(model.requests) == 1

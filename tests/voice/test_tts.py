@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from graft.voice import VoiceUnavailable
-from graft.voice.tts import EspeakSpeaker, PiperSpeaker, SentenceSplitter, speaker_for
+from graft.voice.tts import (
+    EspeakSpeaker,
+    PiperSpeaker,
+    SentenceSplitter,
+    pcm_chunks,
+    speaker_for,
+)
 
 
 def _split(pieces: list[str], *, first_clause: bool = True) -> list[str]:
@@ -34,6 +40,20 @@ def test_the_first_clause_is_spoken_early_once_it_is_long_enough() -> None:
     assert _split([text], first_clause=False) == [
         "Well, the weather in Paris today is sunny, warm and dry.",
         "Take a hat, please.",
+    ]
+
+
+def test_a_long_first_sentence_is_spoken_after_its_first_words() -> None:
+    streamed = "12 times 7 is a mathematical operation that repeats 12 seven times. Yes."
+    pieces = [word + " " for word in streamed.split()]
+    assert _split(pieces) == [
+        "12 times 7 is a mathematical operation",
+        "that repeats 12 seven times.",
+        "Yes.",
+    ]
+    assert _split(["Short one. Then a much longer second sentence that goes on and on."]) == [
+        "Short one.",
+        "Then a much longer second sentence that goes on and on.",
     ]
 
 
@@ -78,7 +98,14 @@ def test_espeak_speaks_any_language() -> None:
 
 def test_english_gets_piper_and_the_rest_espeak(piper: PiperSpeaker) -> None:
     assert isinstance(speaker_for("en"), PiperSpeaker)
-    assert isinstance(speaker_for("zh"), EspeakSpeaker)
+    assert isinstance(speaker_for("fr"), EspeakSpeaker)  # Chinese: tests/voice/test_kokoro.py
+
+
+def test_pcm_is_cut_into_chunks_of_4096_samples() -> None:
+    pcm = bytes(range(256)) * 70  # 17 920 bytes: 8 960 samples
+    chunks = list(pcm_chunks(pcm))
+    assert [len(chunk) for chunk in chunks] == [8192, 8192, 1536]
+    assert b"".join(chunks) == pcm and list(pcm_chunks(b"")) == []
 
 
 def test_a_missing_espeak_says_how_to_install_it() -> None:

@@ -237,11 +237,15 @@ def page_factory(browser: Browser, artifacts: Path) -> Iterator[Callable[..., Pa
     """New pages in fresh browser contexts; each is shot and its console saved at the end.
 
     A message about the Content-Security-Policy fails the test: the UI must work under it.
+    ``on`` opens the page in another browser than ``browser`` (one launched with other
+    flags, such as another fake microphone).
     """
     opened: list[tuple[Page, list[str]]] = []
 
-    def make(*, width: int = 1280, height: int = 860, locale: str = "en-US") -> Page:
-        context = browser.new_context(
+    def make(
+        *, width: int = 1280, height: int = 860, locale: str = "en-US", on: Browser | None = None
+    ) -> Page:
+        context = (on or browser).new_context(
             viewport={"width": width, "height": height}, locale=locale, service_workers="block"
         )
         context.set_default_timeout(15_000)

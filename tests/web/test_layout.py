@@ -32,15 +32,15 @@ def test_switching_to_chinese_changes_the_ui_strings_and_sticks(
     # "Language", with the language it switches to when that is shown (WCAG 2.5.3).
     expect(lang).to_have_attribute("aria-label", re.compile(r"^Language\b"))
     call = page.get_by_test_id("call")
-    expect(call).to_be_disabled()
-    expect(call).to_have_attribute("title", "Voice and video calls: coming soon")
+    expect(call).to_be_enabled()
+    expect(call).to_have_attribute("title", "Start a voice call")
     english = page.get_by_test_id("composer").get_attribute("placeholder")
     shot(page, "english")
 
     _switch_language(page, "zh-CN")
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
     expect(lang).to_have_attribute("aria-label", re.compile(r"^语言"))
-    expect(call).to_have_attribute("title", "语音和视频通话：即将推出")
+    expect(call).to_have_attribute("title", "开始语音通话")
     chinese = page.get_by_test_id("composer").get_attribute("placeholder")
     assert chinese and chinese != english and re.search(r"[\u4e00-\u9fff]", chinese)
     assert page.evaluate("localStorage.getItem('graft.lang')") == "zh-CN"
@@ -48,7 +48,7 @@ def test_switching_to_chinese_changes_the_ui_strings_and_sticks(
 
     page.reload()  # the choice is kept
     expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
-    expect(page.get_by_test_id("call")).to_have_attribute("title", "语音和视频通话：即将推出")
+    expect(page.get_by_test_id("call")).to_have_attribute("title", "开始语音通话")
 
 
 def test_a_chinese_browser_gets_a_chinese_login_page(

@@ -4,6 +4,7 @@ import { App } from "./app";
 import { applyLang } from "./i18n";
 import "./styles/app.css";
 import "./styles/chat.css";
+import "./styles/room.css";
 
 applyLang();
 const root = document.getElementById("app");

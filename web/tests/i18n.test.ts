@@ -22,8 +22,12 @@ describe("dictionaries", () => {
     expect(zh["login.key"]).toBe("API 密钥");
     expect(en["lang.label"]).toBe("Language");
     expect(zh["lang.label"]).toBe("语言");
-    expect(en["chat.callSoon"]).toBe("Voice and video calls: coming soon");
-    expect(zh["chat.callSoon"]).toBe("语音和视频通话：即将推出");
+    expect(en["chat.call"]).toBe("Start a voice call");
+    expect(zh["chat.call"]).toBe("开始语音通话");
+    expect(en["chat.room"]).toBe("Join a voice room");
+    expect(en["room.status.live"]).toBe("In the room");
+    expect(en["room.joined"]).toBe("{name} joined");
+    expect(en["room.left"]).toBe("{name} left");
   });
 });
 

@@ -53,7 +53,7 @@ import anyio
 import anyio.to_thread
 
 from graft.config import split_model_id
-from graft.errors import GraftError, InvalidRequest, ModelError, ModelUnavailable
+from graft.errors import GraftError, ImagesUnsupported, InvalidRequest, ModelError, ModelUnavailable
 from graft.messages import Message, ToolCall, Usage, new_id
 from graft.models.base import (
     FinishChunk,
@@ -281,6 +281,8 @@ class LocalModel:
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         """Answer in streamed text, or decide on one tool call when tools are offered."""
+        if any(message.images for message in request.messages):  # (not dropped: it would guess)
+            raise ImagesUnsupported(f"the model {self.id!r} cannot see images")
         engine = await anyio.to_thread.run_sync(_engine_for, self.path)
         tools, required = _tools_to_offer(request)
         outcome = _Outcome()

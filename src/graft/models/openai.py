@@ -312,7 +312,9 @@ class OpenAIModel:
             response.release()
         message = f"upstream {self.upstream!r} answered {response.status}"
         text = error_text(raw, self._key)
-        return ModelError(f"{message}: {text}" if text else message)
+        error = ModelError(f"{message}: {text}" if text else message)
+        error.upstream_status = response.status
+        return error
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

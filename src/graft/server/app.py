@@ -40,6 +40,8 @@ from graft.server import (
     sentiment,
     sessions,
     uploads,
+    voice_rooms,
+    voice_rtc,
     voice_ws,
 )
 from graft.server.auth import PUBLIC_PATHS, Authenticate
@@ -79,6 +81,8 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
             async with purging(graft.store, graft.settings):  # retention_days, hourly
                 yield
         finally:
+            await voice_rtc.hang_up_all(app)  # before the store closes: they audit
+            await voice_rooms.hang_up_all(app)
             await graft.aclose()
 
     app = FastAPI(
@@ -108,6 +112,8 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
     app.include_router(admin_users.router)
     app.include_router(feedback.router)
     app.include_router(voice_ws.router)  # GET /v1/voice/ws (WebSocket; authenticates itself)
+    app.include_router(voice_rtc.router)  # /v1/voice/calls (WebRTC)
+    app.include_router(voice_rooms.router)  # /v1/voice/rooms (WebRTC rooms)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -147,6 +147,18 @@ class TurnLimits:
                 await self._guard.limiter.release(self._tag + ":streams", slot)
 
 
+def call_limits(scope: Scope, principal: Principal) -> TurnLimits | None:
+    """Limits for the turns of a voice call that ``principal`` opened with this request.
+
+    A call outlives its request and its turns start without one, so it gets its own
+    ``TurnLimits`` (the day's budget, counted per turn; no stream slot). ``scope`` may be a
+    WebSocket's: the middleware leaves itself in the state of both kinds. None when limits
+    are off.
+    """
+    guard: RateLimit | None = scope.get("state", {}).get("rate_guard")
+    return TurnLimits(guard, _tag(principal)) if guard is not None else None
+
+
 def turn_limits(request: Request) -> TurnLimits | None:
     """The ``TurnLimits`` that ``RateLimit`` left for this request; None when limits are off."""
     limits: TurnLimits | None = request.scope.get("state", {}).get("limits")
@@ -177,6 +189,8 @@ class RateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection."""
+        if scope["type"] == "websocket" and self.enabled:  # for call_limits: a voice call
+            scope.setdefault("state", {})["rate_guard"] = self
         if scope["type"] != "http" or not self.enabled or scope["path"] in PUBLIC_PATHS:
             if scope["type"] == "lifespan":
                 await self.app(scope, receive, self._closing(send))
@@ -190,6 +204,7 @@ class RateLimit:
             return
         tag = _tag(principal)
         limits = state["limits"] = TurnLimits(self, tag)
+        state["rate_guard"] = self
         rules: list[Rule] = []
         if self.per_user:
             rules.append((tag + ":req", self.per_user))

@@ -1,12 +1,12 @@
 """``GET /v1/voice/ws``: a voice call over a WebSocket, PCM16 frames in and out.
 
 For clients without WebRTC. The client streams little-endian PCM16 mono frames (binary
-messages, at ``?rate=``); the ``Segmenter`` cuts utterances from them as they arrive, and
-each one runs through the voice pipeline (``graft.voice.pipeline.VoiceTurn``: the transcript
-goes through the same ``run_turn`` as a text chat) in order, one turn at a time, in one
-conversation. The server answers with JSON text events (transcript, answer deltas, audio
-headers, the turn's timings, errors) and binary PCM16 frames of the spoken answer. The
-protocol is documented in docs/voice.md.
+messages, at ``?rate=``), resampled to 16 kHz and fed to a ``CallSession``
+(``graft.voice.call``: the VAD, turn-taking, barge-in, greeting, filler, and the same
+``run_turn`` as a text chat, in one conversation). The server answers with the session's
+JSON text events and binary PCM16 frames of the spoken answer, each sentence's after its
+``audio`` event; on barge-in a ``clear`` event tells the client to drop the speech it has
+buffered. The protocol is documented in docs/voice.md.
 
 Authentication: the ``Authenticate`` middleware only handles HTTP scopes, so the route asks
 the same ``Graft.authenticate`` hooks (API key header, or the session cookie with its
@@ -16,39 +16,38 @@ accepted only to be told why: the connection is closed at once with 1008 and a r
 browser cannot read the body of a refused handshake).
 
 The models (Whisper, the speakers) are loaded once per process, lazily, in a worker thread,
-and shared by all connections; each connection has its own ``Segmenter`` (the VAD is
-stateful). A missing voice extra is an ``error`` event with code ``voice_unavailable``.
+and shared by all connections; each connection has its own session and VAD. A missing
+voice extra is an ``error`` event with code ``voice_unavailable``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import numpy as np
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.datastructures import Headers
 
 from graft import audit
 from graft.errors import GraftError
-from graft.events import ErrorEvent, TextDelta
 from graft.runtime import Graft
 from graft.server.auth import FailureThrottle, auth_failure
-from graft.voice.models import load_speaker, load_stt
+from graft.server.ratelimit import call_limits
+from graft.voice.audio import SAMPLE_RATE, resample, to_float32
 
 if TYPE_CHECKING:
-    from graft.voice.pipeline import VoiceTurn
-    from graft.voice.vad import Segmenter, Utterance
+    from graft.voice.call import CallSession
 
-__all__ = ["MAX_FRAME_BYTES", "OUTPUT_RATE", "PATH", "router"]
+__all__ = ["MAX_FRAME_BYTES", "PATH", "router"]
 
 PATH = "/v1/voice/ws"
 MAX_FRAME_BYTES = 64 * 1024
 """The largest binary message a client may send; a bigger one closes the call with 1009."""
-OUTPUT_RATE = 22_050
-"""Rate of the spoken answer's PCM16 frames (piper's and espeak-ng's own)."""
 MIN_RATE, MAX_RATE, DEFAULT_RATE = 8_000, 48_000, 16_000
 
 POLICY_VIOLATION, TOO_BIG, INTERNAL_ERROR = 1008, 1009, 1011
@@ -56,24 +55,62 @@ POLICY_VIOLATION, TOO_BIG, INTERNAL_ERROR = 1008, 1009, 1011
 router = APIRouter(tags=["voice"])
 
 
-class _Call:
-    """One connection's state: its sends (serialized) and its voice turn."""
+class _Sink:
+    """The socket as a ``CallSink``: one ordered queue of events and audio, one sender.
+
+    Events and audio share the queue so that each ``audio`` event precedes its PCM. The
+    server cannot see the client's playback, so ``pending_s`` is estimated from the audio
+    sent and the wall clock; ``clear`` drops the audio not yet sent and tells the client to
+    drop what it has buffered (a ``clear`` event).
+    """
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
-        self._send_lock = anyio.Lock()
+        self.session: CallSession | None = None
+        self._queue: deque[str | bytes] = deque()
+        self._ready = anyio.Event()
+        self._playing_until = 0.0
 
-    async def event(self, kind: str, **fields: Any) -> None:
-        async with self._send_lock:
-            await self.websocket.send_text(json.dumps({"type": kind, **fields}))
+    async def send_event(self, event: dict[str, Any]) -> None:
+        self._put(json.dumps(event, ensure_ascii=False))
 
-    async def audio(self, pcm16: bytes) -> None:
-        async with self._send_lock:
-            await self.websocket.send_bytes(pcm16)
+    def play(self, pcm16: bytes, sample_rate: int) -> None:
+        now = time.monotonic()
+        self._playing_until = max(now, self._playing_until) + len(pcm16) / 2 / sample_rate
+        self._put(pcm16)
+        if self.session is not None:  # the echo reference, as well as the server knows it
+            self.session.played(resample(to_float32(np.frombuffer(pcm16, "<i2")), sample_rate))
+
+    def clear(self) -> None:
+        self._queue = deque(item for item in self._queue if isinstance(item, str))
+        self._playing_until = 0.0
+        self._put(json.dumps({"type": "clear"}))
+
+    def pending_s(self) -> float:
+        return max(0.0, self._playing_until - time.monotonic())
+
+    def _put(self, item: str | bytes) -> None:
+        self._queue.append(item)
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Send what is queued, in order, until cancelled or the client is gone."""
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # closed under us
+            await self._send_all()
+
+    async def _send_all(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready = anyio.Event()
+            while self._queue:
+                item = self._queue.popleft()
+                if isinstance(item, str):
+                    await self.websocket.send_text(item)
+                else:
+                    await self.websocket.send_bytes(item)
 
     async def close(self, code: int, reason: str) -> None:
-        async with self._send_lock:
-            await self.websocket.close(code, reason[:120])
+        await self.websocket.close(code, reason[:120])
 
 
 def _rate(value: str | None) -> int | None:
@@ -116,123 +153,72 @@ async def voice_call(websocket: WebSocket) -> None:
     rate = _rate(websocket.query_params.get("rate"))
     assistant = websocket.query_params.get("assistant") or "default"
     await websocket.accept()
-    call = _Call(websocket)
+    sink = _Sink(websocket)
     if rate is None:
-        await call.close(
+        await sink.close(
             POLICY_VIOLATION, f"rate must be a whole number of Hz from {MIN_RATE} to {MAX_RATE}"
         )
         return
     from graft.voice import VoiceUnavailable
-    from graft.voice.pipeline import VoiceTurn
-    from graft.voice.vad import Segmenter, Utterance
+    from graft.voice.call import CallSession
 
-    try:
-        stt = await anyio.to_thread.run_sync(load_stt, graft.settings.home / "cache")
-        await anyio.to_thread.run_sync(load_speaker, "en")  # before the first turn's clock
-        segmenter = Segmenter()
-    except VoiceUnavailable as exc:
-        await call.event("error", message=exc.message, code=exc.code)
-        await call.close(INTERNAL_ERROR, "voice unavailable")
-        return
-    turn = VoiceTurn(
+    session = sink.session = CallSession(
         graft,
         principal,
-        stt,
-        load_speaker,
+        sink,
         assistant=assistant,
         metrics=websocket.app.state.metrics,
-        output_rate=OUTPUT_RATE,
+        gate=call_limits(websocket.scope, principal),  # the day's token budget, per turn
     )
-    send, receive = anyio.create_memory_object_stream[Utterance](100)
     async with anyio.create_task_group() as group:
-        group.start_soon(_answer, call, turn, receive)
-        await _listen(call, segmenter, rate, send)
-        group.cancel_scope.cancel()
+        group.start_soon(sink.run)
+        try:
+            await session.start()
+        except VoiceUnavailable as exc:
+            await websocket.send_text(
+                json.dumps({"type": "error", "message": exc.message, "code": exc.code})
+            )
+            await sink.close(INTERNAL_ERROR, "voice unavailable")
+            group.cancel_scope.cancel()
+            return
+        try:
+            await _listen(websocket, sink, session, rate)
+        finally:
+            await session.close()
+            group.cancel_scope.cancel()
 
 
-async def _listen(
-    call: _Call, segmenter: Segmenter, rate: int, utterances: MemoryObjectSendStream[Utterance]
-) -> None:
-    """Feed the caller's frames to the segmenter until they hang up (or break the rules)."""
-    from graft.voice.audio import SAMPLE_RATE, resample, to_float32
-
+async def _listen(websocket: WebSocket, sink: _Sink, session: CallSession, rate: int) -> None:
+    """Feed the caller's frames to the session until they hang up (or break the rules)."""
     carry = b""  # an odd byte left over: a sample split across two messages
-    with utterances:
-        while True:
-            try:
-                message = await call.websocket.receive()
-            except WebSocketDisconnect:
+    while True:
+        try:
+            message = await websocket.receive()
+        except WebSocketDisconnect:
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        data: bytes | None = message.get("bytes")
+        if data is not None:
+            if len(data) > MAX_FRAME_BYTES:
+                await sink.close(TOO_BIG, f"frames are at most {MAX_FRAME_BYTES} bytes")
                 return
-            if message["type"] == "websocket.disconnect":
-                return
-            data: bytes | None = message.get("bytes")
-            if data is not None:
-                if len(data) > MAX_FRAME_BYTES:
-                    await call.close(TOO_BIG, f"frames are at most {MAX_FRAME_BYTES} bytes")
-                    return
-                data, carry = carry + data, b""
-                if len(data) % 2:
-                    data, carry = data[:-1], data[-1:]
-                samples = resample(to_float32(np.frombuffer(data, "<i2")), rate, SAMPLE_RATE)
-                found = await anyio.to_thread.run_sync(segmenter.feed, samples)
-            else:
-                try:
-                    control = json.loads(message.get("text") or "")
-                except ValueError:
-                    control = None
-                if not isinstance(control, dict) or control.get("type") != "end":
-                    await call.event(
-                        "error",
-                        message='text messages must be JSON control messages: {"type": "end"}',
-                        code="invalid_message",
-                    )
-                    continue
-                found = await anyio.to_thread.run_sync(segmenter.flush)
-            for utterance in found:
-                await utterances.send(utterance)
-
-
-async def _answer(
-    call: _Call, turn: VoiceTurn, utterances: MemoryObjectReceiveStream[Utterance]
-) -> None:
-    """Run the utterances' voice turns one at a time and send what they produce."""
-    try:
-        async with utterances:
-            async for utterance in utterances:
-                try:
-                    await _turn(call, turn, utterance)
-                except GraftError as exc:  # e.g. no speaker for the language heard
-                    await call.event("error", message=exc.message, code=exc.code)
-    except WebSocketDisconnect:  # the caller hung up mid-answer: the listener ends the call
-        return
-
-
-async def _turn(call: _Call, turn: VoiceTurn, utterance: Utterance) -> None:
-    """One voice turn, forwarded: transcript, deltas, errors, audio, then ``turn_done``."""
-    from graft.voice.pipeline import AudioChunk
-    from graft.voice.stt import Transcript
-
-    sentence: str | None = None
-    heard = True
-    async for item in turn.stream(utterance):
-        if isinstance(item, Transcript):
-            await call.event("transcript", text=item.text, language=item.language)
-        elif item is None:
-            heard = False
-        elif isinstance(item, TextDelta):
-            if item.text:
-                await call.event("delta", text=item.text)
-        elif isinstance(item, ErrorEvent):
-            await call.event("error", message=item.message, code=item.code)
-        elif isinstance(item, AudioChunk):
-            if item.sentence != sentence:
-                sentence = item.sentence
-                await call.event("audio", rate=item.sample_rate, sentence=sentence)
-            if item.pcm16:
-                await call.audio(item.pcm16)
-    await call.event(
-        "turn_done",
-        speech=heard,
-        conversation_id=turn.conversation_id,
-        timings=turn.timings.as_dict(),
-    )
+            data, carry = carry + data, b""
+            if len(data) % 2:
+                data, carry = data[:-1], data[-1:]
+            await session.feed(resample(to_float32(np.frombuffer(data, "<i2")), rate, SAMPLE_RATE))
+            continue
+        try:
+            control = json.loads(message.get("text") or "")
+        except ValueError:
+            control = None
+        if isinstance(control, dict) and control.get("type") == "end":
+            await session.end_of_input()
+        else:
+            await sink.send_event(
+                {
+                    "type": "error",
+                    "message": 'text messages must be JSON control messages: {"type": "end"}',
+                    "code": "invalid_message",
+                }
+            )

@@ -709,8 +709,11 @@ class MemoryStore:
 
 
 def _copy(message: Message) -> Message:
+    # Images belong to one model request, never to the stored conversation (as in SQL).
     return dataclasses.replace(
-        message, tool_calls=[ToolCall(c.id, c.name, c.arguments) for c in message.tool_calls]
+        message,
+        tool_calls=[ToolCall(c.id, c.name, c.arguments) for c in message.tool_calls],
+        images=[],
     )
 
 

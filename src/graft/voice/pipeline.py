@@ -17,8 +17,9 @@ is denied: nobody can click "allow" in a voice call yet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,7 +29,7 @@ from graft.events import ApprovalRequired, ErrorEvent, Event, TextDelta, TurnSta
 from graft.messages import Message
 from graft.turn import TurnRequest
 from graft.voice.audio import resample, to_float32
-from graft.voice.stt import Transcript, WhisperSTT
+from graft.voice.stt import STT, Transcript
 from graft.voice.tts import SentenceSplitter, Speaker
 from graft.voice.vad import Utterance
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AudioChunk",
+    "TurnGate",
     "VoiceMetrics",
     "VoiceReply",
     "VoiceTimings",
@@ -77,6 +79,18 @@ class VoiceTimings:
         }
 
 
+class TurnGate(Protocol):
+    """The caller's limits, per voice turn (``graft.server.ratelimit.TurnLimits`` is one)."""
+
+    async def start_turn(self, *, stream: bool) -> None:
+        """Refuse the turn (a ``GraftError``) when the caller's day's budget is spent."""
+        ...
+
+    def metered(self, events: AsyncGenerator[Event, None]) -> AsyncGenerator[Event, None]:
+        """``events``, counting the turn's tokens into the caller's budget."""
+        ...
+
+
 class VoiceMetrics(Protocol):
     """Where finished turns' timings go (``graft.server.metrics.Metrics`` is one)."""
 
@@ -105,13 +119,14 @@ class VoiceTurn:
         self,
         graft: Graft,
         principal: Principal,
-        stt: WhisperSTT,
+        stt: STT,
         speakers: Callable[[str], Speaker],
         *,
         assistant: str = "default",
         conversation_id: str | None = None,
         metrics: VoiceMetrics | None = None,
         output_rate: int | None = None,
+        gate: TurnGate | None = None,
     ) -> None:
         self.graft = graft
         self.principal = principal
@@ -121,10 +136,12 @@ class VoiceTurn:
         self.conversation_id = conversation_id
         self.metrics = metrics
         self.output_rate = output_rate
+        self.gate = gate
         self.timings = VoiceTimings()
         self._voices: dict[str, Speaker] = {}
 
-    def _speaker(self, language: str) -> Speaker:
+    def speaker(self, language: str) -> Speaker:
+        """The speaker for ``language`` in this call (made on first use; may load a model)."""
         if language not in self._voices:
             self._voices[language] = self.speakers(language)
         return self._voices[language]
@@ -133,32 +150,68 @@ class VoiceTurn:
         self, utterance: Utterance
     ) -> AsyncIterator[Transcript | None | Event | AudioChunk]:
         """Yield the transcript (``None``: not speech, and the turn ends), events, audio."""
-        self.timings = timings = VoiceTimings()
-        heard = utterance.detected_at
-        transcript = await asyncio.to_thread(self.stt.transcribe, utterance.audio)
-        timings.transcript = time.perf_counter() - heard
+        transcript = await self.transcribe(utterance)
         yield transcript
         if transcript is None:
             return
-        speaker = await asyncio.to_thread(self._speaker, transcript.language)
+        async for item in self.answer(transcript, utterance.detected_at):
+            yield item
+
+    async def transcribe(
+        self, utterance: Utterance, early: Awaitable[Transcript | None] | None = None
+    ) -> Transcript | None:
+        """Recognize ``utterance`` in a worker thread; starts this turn's ``timings``.
+
+        ``early`` is a recognition of the same audio started before the end of speech was
+        decided; the transcript's timing is then when it was ready, at least 0.
+        """
+        self.timings = VoiceTimings()
+        if early is not None:
+            transcript = await early
+        else:
+            transcript = await asyncio.to_thread(self.stt.transcribe, utterance.audio)
+        self.timings.transcript = max(0.0, time.perf_counter() - utterance.detected_at)
+        return transcript
+
+    async def answer(
+        self, transcript: Transcript, heard: float
+    ) -> AsyncGenerator[Event | AudioChunk, None]:
+        """Run ``transcript`` as a chat turn; yield its events and the spoken sentences.
+
+        ``heard`` is the ``perf_counter`` moment the end of speech was detected: the
+        timings' origin. Call ``transcribe`` first (it resets the timings).
+        """
+        timings = self.timings
+        speaker = await asyncio.to_thread(self.speaker, transcript.language)
         splitter = SentenceSplitter()
         request = TurnRequest(
             self.assistant, [Message("user", transcript.text)], self.conversation_id
         )
-        async for event in self.graft.run_turn(request, self.principal):
-            if isinstance(event, TurnStarted):
-                self.conversation_id = event.conversation_id
-            elif isinstance(event, ApprovalRequired):
-                self.graft.approvals.decide(
-                    event.approval_id, self.principal, False, "no one can approve in a voice call"
-                )
-            yield event
-            if isinstance(event, TextDelta) and event.text:
-                if timings.first_token is None:
-                    timings.first_token = time.perf_counter() - heard
-                for sentence in splitter.feed(event.text):
-                    async for chunk in self._say(speaker, sentence, heard):
-                        yield chunk
+        if self.gate is not None:
+            await self.gate.start_turn(stream=False)
+        events = self.graft.run_turn(request, self.principal)
+        if self.gate is not None:
+            events = self.gate.metered(events)
+        # aclosing: a turn cancelled while it speaks (barge-in, hang-up) must still end in
+        # the store now, not when the suspended generator is collected.
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                if isinstance(event, TurnStarted):
+                    self.conversation_id = event.conversation_id
+                elif isinstance(event, ApprovalRequired):
+                    self.graft.approvals.decide(
+                        event.approval_id,
+                        self.principal,
+                        False,
+                        "no one can approve in a voice call",
+                    )
+                yield event
+                if isinstance(event, TextDelta) and event.text:
+                    if timings.first_token is None:
+                        timings.first_token = time.perf_counter() - heard
+                    for sentence in splitter.feed(event.text):
+                        async for chunk in self._say(speaker, sentence, heard):
+                            yield chunk
         for sentence in splitter.flush():
             async for chunk in self._say(speaker, sentence, heard):
                 yield chunk
@@ -166,8 +219,14 @@ class VoiceTurn:
         if self.metrics is not None:
             self.metrics.observe_voice(timings)
 
+    async def say(self, text: str, language: str = "en") -> AsyncIterator[AudioChunk]:
+        """Speak ``text`` outside any turn (a greeting, a filler); no timings."""
+        speaker = await asyncio.to_thread(self.speaker, language)
+        async for chunk in self._say(speaker, text, None):
+            yield chunk
+
     async def _say(
-        self, speaker: Speaker, sentence: str, heard: float
+        self, speaker: Speaker, sentence: str, heard: float | None
     ) -> AsyncIterator[AudioChunk]:
         chunks = await asyncio.to_thread(lambda: list(speaker.speak(sentence)))
         rate = speaker.sample_rate
@@ -175,7 +234,7 @@ class VoiceTurn:
             if self.output_rate is not None and rate != self.output_rate:
                 samples = resample(to_float32(np.frombuffer(pcm, "<i2")), rate, self.output_rate)
                 pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-            if self.timings.first_audio is None and pcm:
+            if heard is not None and self.timings.first_audio is None and pcm:
                 self.timings.first_audio = time.perf_counter() - heard
             yield AudioChunk(pcm, self.output_rate or rate, sentence)
 

