@@ -19,11 +19,15 @@ import click
 from graft.cli_assistants import assistants
 from graft.cli_audit import audit
 from graft.cli_common import async_command, settings_of
+from graft.cli_eval import eval_group
+from graft.cli_feedback import feedback
+from graft.cli_finetune import finetune
 from graft.cli_identity import keys, users
 from graft.cli_knowledge import ingest, knowledge
 from graft.cli_mcp import mcp
+from graft.cli_models import models
 from graft.cli_privacy import privacy
-from graft.cli_sentiment import finetune, sentiment
+from graft.cli_sentiment import sentiment
 from graft.cli_services import add_openapi
 from graft.cli_sources import demo_data, sources
 from graft.cli_voice import call
@@ -373,6 +377,8 @@ cli.add_command(users)
 cli.add_command(keys)
 cli.add_command(audit)
 cli.add_command(privacy)
+cli.add_command(feedback)
+cli.add_command(models)
 cli.add_command(sentiment)
 cli.add_command(finetune)
 cli.add_command(mcp)
@@ -381,6 +387,7 @@ cli.add_command(demo_data)
 cli.add_command(ingest)
 cli.add_command(knowledge)
 cli.add_command(call)
+cli.add_command(eval_group)
 plugins.add_command(add_openapi)
 
 

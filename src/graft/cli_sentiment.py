@@ -1,10 +1,10 @@
-"""``graft sentiment`` and ``graft finetune sentiment``: the analyzer from the command line.
+"""``graft sentiment``: the analyzer from the command line.
 
 ``graft sentiment analyze "text"`` prints one result; with no text it reads one text per
 line from standard input and writes one JSON object per line, for batch use. ``graft
 sentiment report`` prints sentiment over time per assistant (or per conversation) from the
-store. ``graft finetune sentiment --data labelled.csv`` trains a head on the user's own
-examples and reports accuracy before and after on a held-out split.
+store. ``graft finetune sentiment`` (training a head on the user's own examples) lives in
+``graft.cli_finetune``.
 
 The sentiment modules (and the e5 model) load only when one of these commands runs.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from graft.default_plugins.sentiment.analyzer import Analyzer
     from graft.store.base import SentimentPoint
 
-__all__ = ["finetune", "sentiment"]
+__all__ = ["sentiment"]
 
 BATCH = 32
 """Lines read from standard input per call of the analyzer."""
@@ -181,46 +180,3 @@ def heads(ctx: click.Context) -> None:
 
     for head in list_heads(heads_dir(settings_of(ctx))):
         click.echo(f"{head.spec:<32} {head.path}")
-
-
-@click.group()
-def finetune() -> None:
-    """Train graft's own models on your labelled data."""
-
-
-@finetune.command("sentiment")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="CSV with a header row and columns text,label (negative, neutral, positive).",
-)
-@click.option("--name", default="custom", show_default=True, help="Name of the new head.")
-@click.option("--base", default="default", show_default=True, help="Head to start from.")
-@click.option("--held-out", default=0.2, show_default=True, type=click.FloatRange(0.05, 0.5))
-@click.pass_context
-def finetune_sentiment(
-    ctx: click.Context, data: Path, name: str, base: str, held_out: float
-) -> None:
-    """Retrain the sentiment head on DATA; report accuracy before and after; save it."""
-    from graft.default_plugins.sentiment.finetune import DataError
-    from graft.default_plugins.sentiment.finetune import finetune as train
-    from graft.default_plugins.sentiment.plugin import heads_dir
-
-    directory = heads_dir(settings_of(ctx))
-    directory.mkdir(parents=True, exist_ok=True)
-    with click.progressbar(length=1, label="embedding", file=sys.stderr) as bar:
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.length = total
-            bar.label = stage
-            bar.update(done - bar.pos)
-
-        try:
-            result = train(
-                data, directory, name=name, base=base, held_out=held_out, progress=progress
-            )
-        except (DataError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-    for line in result.lines():
-        click.echo(line)

@@ -45,6 +45,7 @@ from graft.crypto import is_sealed
 from graft.embedding_settings import EmbeddingsSettings
 from graft.errors import ConfigError
 from graft.mcp_bridge.settings import MCPServerSettings
+from graft.model_settings import CanarySettings, ModelsSettings, resolve_model_id
 from graft.netguard import AllowHosts, NetworkSettings
 from graft.secrets import is_reference, register_secret, resolve_reference, resolve_references
 from graft.services.manifest import ServiceSettings
@@ -60,6 +61,7 @@ __all__ = [
     "ApiKeySettings",
     "AssistantSettings",
     "AuthSettings",
+    "EvalsSettings",
     "KnowledgeSettings",
     "LimitsSettings",
     "ProviderSettings",
@@ -126,7 +128,18 @@ class AssistantSettings(_Strict):
     """A named assistant: what a request's ``model`` field selects."""
 
     description: str = ""
-    model: str | None = Field(default=None, description="Model id; defaults to `model`.")
+    model: str | None = Field(
+        default=None, description="Model id or alias (`[models.aliases]`); defaults to `model`."
+    )
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="This assistant's own model aliases (alias → model id or alias), over "
+        "`[models.aliases]` (graft.model_settings).",
+    )
+    canary: CanarySettings | None = Field(
+        default=None,
+        description="A candidate model for a share of its conversations (graft.model_routing).",
+    )
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     tools: list[str] | None = Field(
         default=None, description="Tool names the assistant may call; None means every tool."
@@ -322,6 +335,30 @@ class KnowledgeSettings(_Strict):
     )
 
 
+class EvalsSettings(_Strict):
+    """Eval suites (``graft eval``, ``graft.evals``): the judge model and the regression gate."""
+
+    judge: str | None = Field(
+        default=None,
+        description="Model id (`openai:gpt-4o-mini`) that grades `judge:` checks when a suite "
+        "names none; unset: a suite with `judge:` checks must name its own.",
+    )
+    threshold: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Pass-rate drop (0.05: five points) that fails `graft eval compare` when "
+        "neither the command nor the suite sets one.",
+    )
+
+    @field_validator("judge")
+    @classmethod
+    def _judge_has_provider(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_model_id(value)
+        return value
+
+
 @functools.cache
 def _implicit_default() -> AssistantSettings:
     """The ``default`` assistant when none is configured, made once (every turn asks)."""
@@ -368,11 +405,19 @@ class Settings(BaseSettings):
         description="The model that turns text into vectors for search (`graft.embeddings`).",
     )
     mcp_servers: dict[str, MCPServerSettings] = Field(default_factory=dict, repr=False)
+    models: ModelsSettings = Field(
+        default_factory=ModelsSettings,
+        description="Model aliases shared by the assistants (`graft.model_settings`).",
+    )
     access: AccessSettings = Field(default_factory=AccessSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     voice: VoiceSettings = Field(
         default_factory=VoiceSettings,
         description="Voice calls: turn-taking, greeting, WebRTC, speech engines (`graft.voice`).",
+    )
+    evals: EvalsSettings = Field(
+        default_factory=EvalsSettings,
+        description="Eval suites: the judge model and the regression gate (`graft.evals`).",
     )
     knowledge: KnowledgeSettings = Field(
         default_factory=KnowledgeSettings,
@@ -435,11 +480,22 @@ class Settings(BaseSettings):
         base_dir = Path(home) if isinstance(home, str | Path) else _default_home()
         return _resolve_references(data, base_dir, os.environ)
 
-    @field_validator("model")
-    @classmethod
-    def _model_has_provider(cls, value: str) -> str:
-        split_model_id(value)
-        return value
+    @model_validator(mode="after")
+    def _models_resolve(self) -> Settings:
+        """Every model an assistant names is a model id or a known alias (no loops)."""
+        aliases = self.models.aliases
+        wanted: list[tuple[str, str | None, dict[str, str] | None]] = [("model", self.model, None)]
+        for name, assistant in self.assistants.items():
+            canary = assistant.canary.model if assistant.canary else None
+            wanted.append((f"assistants.{name}.model", assistant.model, assistant.models))
+            wanted.append((f"assistants.{name}.canary.model", canary, assistant.models))
+        for where, model, own in wanted:
+            if model is not None:
+                try:
+                    split_model_id(resolve_model_id(model, own, aliases))
+                except (ConfigError, ValueError) as exc:
+                    raise ValueError(f"{where}: {getattr(exc, 'message', exc)}") from None
+        return self
 
     @field_validator("cors_origins")
     @classmethod

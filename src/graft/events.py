@@ -39,6 +39,8 @@ class TurnStarted:
 
     conversation_id: str
     turn_id: str
+    model: str = ""
+    """The model id the turn is routed to (``graft.model_routing``)."""
     kind: Literal["turn_started"] = "turn_started"
 
 
@@ -131,6 +133,14 @@ class TurnDone:
 
     finish_reason: FinishReason
     usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    """The model id that answered, set by ``run_turn`` (``graft.model_routing``)."""
+    route: str = ""
+    """``primary``, ``canary``, or ``fallback`` (the canary failed, the primary answered)."""
+    first_token_ms: float | None = None
+    """From the agent loop's start to its first event; ``None`` if it produced none."""
+    duration_ms: float | None = None
+    """From the turn's start to this event."""
     kind: Literal["turn_done"] = "turn_done"
 
 

@@ -27,6 +27,7 @@ from graft.errors import (
 )
 from graft.events import Event
 from graft.middleware import Middleware
+from graft.model_routing import canary_model_id, primary_model_id
 from graft.models.base import Model, ModelFactory
 from graft.plugins import PluginInfo, Registry, make_plugin_manager, plugin_infos
 from graft.store import Store, open_store
@@ -111,18 +112,29 @@ class Graft:
             self.check_assistant(name, self.assistant(name))
 
     def check_assistant(self, name: str, assistant: AssistantSettings) -> None:
-        """Raise ``ConfigError`` (``param``: the field) if its provider or middleware is unknown."""
-        model_id = assistant.model or self.settings.model
-        try:
-            prefix, _ = split_model_id(model_id)
-        except ValueError as exc:
-            raise ConfigError(f"assistant {name!r}: {exc}", param="model") from None
-        if model_id not in self._models and self._factory(prefix) is None:
-            raise ConfigError(
-                f"assistant {name!r}: no model provider {prefix!r}; known: "
-                f"{', '.join(sorted({*self.registry.models, *self.settings.providers}))}",
-                param="model",
-            )
+        """Raise ``ConfigError`` (``param``: the field) if its provider or middleware is unknown.
+
+        Its model and its canary's may be aliases (``graft.model_settings``): an unknown
+        alias or a loop of aliases is refused too.
+        """
+        for param in ("model", "canary"):
+            try:
+                if param == "model":
+                    model_id: str | None = primary_model_id(self.settings, assistant)
+                else:
+                    model_id = canary_model_id(self.settings, assistant)
+                if model_id is None:
+                    continue
+                prefix, _ = split_model_id(model_id)
+            except (ConfigError, ValueError) as exc:
+                why = exc.message if isinstance(exc, ConfigError) else str(exc)
+                raise ConfigError(f"assistant {name!r}: {param}: {why}", param=param) from None
+            if model_id not in self._models and self._factory(prefix) is None:
+                raise ConfigError(
+                    f"assistant {name!r}: no model provider {prefix!r}; known: "
+                    f"{', '.join(sorted({*self.registry.models, *self.settings.providers}))}",
+                    param=param,
+                )
         try:
             self.middleware(assistant.middleware)
         except ConfigError as exc:
@@ -170,8 +182,12 @@ class Graft:
         return found
 
     def model_for(self, assistant: AssistantSettings) -> Model:
-        """The model an assistant uses."""
-        return self.get_model(assistant.model or self.settings.model)
+        """The model an assistant uses (its primary one: aliases resolved, no canary)."""
+        try:
+            model_id = primary_model_id(self.settings, assistant)
+        except ConfigError as exc:  # a stored assistant's alias the settings dropped since
+            raise ModelUnavailable(exc.message) from None
+        return self.get_model(model_id)
 
     def get_model(self, model_id: str) -> Model:
         """Return the model for ``provider:name``, creating it on first use."""

@@ -35,6 +35,7 @@ from graft.knowledge.citations import CitationGuard
 from graft.links import LinkGuard
 from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output, apply_store
+from graft.model_routing import answered, route_turn, routed_model
 from graft.policy import authorize_assistant
 from graft.tools.base import ToolDef
 from graft.tools.select import narrow_toolbox
@@ -61,6 +62,9 @@ class TurnRequest:
     client_tools: list[ToolDef] = field(default_factory=list)
     params: ModelParams = field(default_factory=ModelParams)
     stream: bool = True
+    model: str | None = None
+    """A model id (``provider:name``) instead of the assistant's own: eval runs that compare
+    models (``graft eval compare``) run the same assistant on each. Not set from HTTP."""
 
 
 async def run_turn(
@@ -74,7 +78,6 @@ async def run_turn(
         await audit.record_denied(graft.store, principal, f"assistant:{request.assistant}", exc)
         raise
     _check_messages(request, graft.settings.limits.max_messages)
-    model = graft.model_for(assistant)
     middleware = graft.middleware(assistant.middleware)
     store = graft.store
 
@@ -98,16 +101,22 @@ async def run_turn(
     if request.conversation_id is not None:
         await graft.pending.wait(request.conversation_id)  # the previous answer is stored
         history = await store.load_history(request.conversation_id, principal)
+    # What the database keeps may be less than what the model gets (redact_pii store).
+    stored = await apply_store(middleware, request.messages, ctx)
+    # The primary model, or a canary's share of conversations (graft.model_routing).
+    route = route_turn(
+        graft.settings, request.assistant, assistant, principal, history + stored, request.model
+    )
+    model = routed_model(graft, route)
     conversation_id, turn_id = await store.begin_turn(
         principal,
         assistant=request.assistant,
-        model=model.id,
+        model=route.model,
         conversation_id=request.conversation_id,
-        # What the database keeps may be less than what the model gets (redact_pii store).
-        new_messages=await apply_store(middleware, request.messages, ctx),
+        new_messages=stored,
     )
     ctx.conversation_id, ctx.turn_id = conversation_id, turn_id
-    yield TurnStarted(conversation_id, turn_id)
+    yield TurnStarted(conversation_id, turn_id, route.model)
 
     run: AgentRun | None = None
     pending = False
@@ -140,6 +149,7 @@ async def run_turn(
             approvals=graft.approvals,
         )
         # The guard is a plain call per event, not one more generator in the chain.
+        visible.since = time.perf_counter()  # per-model latency: to the first event shown
         async for produced in apply_output(middleware, run.events(), ctx):
             for event in guard.guard(produced):
                 visible.add(event)
@@ -149,6 +159,9 @@ async def run_turn(
                     cited = event.citations
                 elif isinstance(event, TurnDone):
                     finish_reason = event.finish_reason
+                    event.model, event.route = answered(model, route)
+                    event.first_token_ms = visible.first_ms
+                    event.duration_ms = (time.perf_counter() - started) * 1000
                     # The caller may send the answer's last byte before storing it: until
                     # then, readers of this conversation wait (graft.store.pending).
                     graft.pending.add(conversation_id)
@@ -162,7 +175,7 @@ async def run_turn(
         log.exception("turn %s failed", turn_id)
         error = f"internal error ({type(exc).__name__})"
         yield ErrorEvent("internal error while running the turn", code="internal_error")
-        yield TurnDone("error", run.usage if run else Usage())
+        yield TurnDone("error", run.usage if run else Usage(), *answered(model, route))
         finish_reason = "error"
     finally:
         if finish_reason is None and error is None:
@@ -170,6 +183,7 @@ async def run_turn(
         with anyio.CancelScope(shield=True):
             try:
                 shown = visible.apply(run.new_messages, finished=error is None) if run else []
+                answered_by, route_taken = answered(model, route)
                 await store.finish_turn(
                     turn_id,
                     messages=await apply_store(middleware, shown, ctx),
@@ -179,6 +193,9 @@ async def run_turn(
                     duration_ms=(time.perf_counter() - started) * 1000,
                     error=error,
                     citations=cited,
+                    model=answered_by,
+                    route=route_taken,
+                    first_token_ms=visible.first_ms,
                 )
             except NotFound:
                 # The conversation was deleted while the turn ran: nothing left to update.
@@ -237,13 +254,18 @@ class _VisibleText:
 
     What is stored must be what was shown: a redaction middleware that hides a phone number
     from the client must hide it from the database too. Text runs between tool events map
-    onto the assistant messages that have text, in order.
+    onto the assistant messages that have text, in order. ``first_ms`` is how long after
+    ``since`` (the agent loop's start) the first event was shown: a model's latency.
     """
 
     def __init__(self) -> None:
         self.segments: list[list[str]] = [[]]
+        self.since: float | None = None
+        self.first_ms: float | None = None
 
     def add(self, event: Event) -> None:
+        if self.first_ms is None and self.since is not None:
+            self.first_ms = (time.perf_counter() - self.since) * 1000
         if isinstance(event, TextDelta):
             self.segments[-1].append(event.text)
         elif self.segments[-1]:

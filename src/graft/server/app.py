@@ -35,6 +35,7 @@ from graft.server import (
     keys,
     knowledge,
     me,
+    model_stats,
     oidc,
     privacy,
     sentiment,
@@ -111,6 +112,7 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(admin_users.router)
     app.include_router(feedback.router)
+    app.include_router(model_stats.router)  # GET /v1/admin/models/stats
     app.include_router(voice_ws.router)  # GET /v1/voice/ws (WebSocket; authenticates itself)
     app.include_router(voice_rtc.router)  # /v1/voice/calls (WebRTC)
     app.include_router(voice_rooms.router)  # /v1/voice/rooms (WebRTC rooms)

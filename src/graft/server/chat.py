@@ -76,6 +76,9 @@ async def chat_completions(request: Request) -> Response:
         first = await anext(events)
     if isinstance(first, ErrorEvent):
         metrics.observe(body.model, first)
+        done = await anext(events, None)  # TurnDone: the failure counts against its model
+        if done is not None:
+            metrics.observe(body.model, done)
         await events.aclose()
         return error_response(first.status, first.message, first.type, first.code)
     head.append(first)

@@ -127,7 +127,10 @@ class ChunkEncoder:
             return self._chunk({"content": event.text})
         if isinstance(event, TurnStarted):
             return self._chunk(
-                {"content": ""}, conversation_id=event.conversation_id, turn_id=event.turn_id
+                {"content": ""},
+                conversation_id=event.conversation_id,
+                turn_id=event.turn_id,
+                graft_model=event.model,
             )
         if isinstance(event, ApprovalRequired | ToolCallStarted | ToolResult):
             return self._chunk({}, graft=_tool_event(event))
@@ -148,7 +151,8 @@ class ChunkEncoder:
     def _done(self, event: TurnDone) -> bytes:
         if event.finish_reason == "error":
             return END_OF_STREAM
-        out = self._chunk({}, event.finish_reason)
+        # The model that answered: another than the first chunk's after a canary's fallback.
+        out = self._chunk({}, event.finish_reason, graft_model=event.model)
         if self.include_usage:
             usage = {
                 "id": self.id,
@@ -176,6 +180,7 @@ class CompletionBuilder:
         self.usage = Usage()
         self.conversation_id: str | None = None
         self.turn_id: str | None = None
+        self.graft_model = ""
         self.error: ErrorEvent | None = None
 
     def add(self, event: Event) -> None:
@@ -199,6 +204,7 @@ class CompletionBuilder:
         elif isinstance(event, TurnDone):
             self.finish_reason = event.finish_reason
             self.usage = event.usage
+            self.graft_model = event.model
 
     def body(self) -> bytes:
         """The completion as JSON bytes."""
@@ -214,6 +220,7 @@ class CompletionBuilder:
             "usage": self.usage.to_openai(),
             "conversation_id": self.conversation_id,
             "turn_id": self.turn_id,
+            "graft_model": self.graft_model,
         }
         extra: dict[str, Any] = dict(self.notes)
         if "cited" in self.citations:

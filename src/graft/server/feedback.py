@@ -59,10 +59,13 @@ class FeedbackRequest(BaseModel):
 
 @router.post("/v1/feedback", summary="Rate a turn of one of your conversations")
 async def put_feedback(
-    body: FeedbackRequest, graft: CurrentGraft, principal: CurrentPrincipal
+    body: FeedbackRequest, graft: CurrentGraft, principal: CurrentPrincipal, request: Request
 ) -> dict[str, Any]:
     """Store the caller's rating of the turn (again replaces it); 404 unless it is theirs."""
     stored = await graft.store.put_feedback(principal, body.turn_id, body.rating, body.comment)
+    answered = await graft.store.turn_model(body.turn_id)  # per-model ratings in /metrics
+    if answered is not None:
+        request.app.state.metrics.observe_feedback(*answered, body.rating)
     return stored.to_json()
 
 

@@ -1,5 +1,10 @@
 """Prometheus metrics: HTTP requests, turns, tokens, tool calls and voice-turn latencies.
 
+Per model (``graft.model_routing``): turns by route and outcome, tokens, the time to a turn's
+first event and to its end, and ratings, each labelled by assistant and model. Those labels
+come from stored assistants and their models too, so each keeps at most ``MAX_LABEL_VALUES``
+distinct values per process; later ones count as ``other`` (bounded cardinality).
+
 Each app gets its own ``CollectorRegistry`` (several apps in one test process never share
 counters). The HTTP middleware is pure ASGI and labels requests by route template, not raw
 path, so ids in URLs cannot explode the label set. Every request updates five series, so the
@@ -21,7 +26,10 @@ from graft.events import Event, ToolResult, TurnDone
 if TYPE_CHECKING:
     from graft.voice.pipeline import VoiceTimings
 
-__all__ = ["Metrics", "MetricsMiddleware"]
+__all__ = ["MAX_LABEL_VALUES", "Metrics", "MetricsMiddleware"]
+
+MAX_LABEL_VALUES = 100
+"""Distinct assistants (and models) the per-model series keep before ``other``."""
 
 F = TypeVar("F", bound=MetricWrapperBase)
 
@@ -40,6 +48,22 @@ class _Children(Generic[F]):
         if child is None:
             child = self._children[values] = self.family.labels(*values)
         return child
+
+
+class _Bounded:
+    """Label values as given while fewer than ``limit`` are known; then ``other`` for new ones."""
+
+    def __init__(self, limit: int = MAX_LABEL_VALUES) -> None:
+        self.limit = limit
+        self.known: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self.known:
+            return value
+        if len(self.known) >= self.limit:
+            return "other"
+        self.known.add(value)
+        return value
 
 
 class Metrics:
@@ -89,6 +113,51 @@ class Metrics:
             )
         )
 
+        self._assistant, self._model = _Bounded(), _Bounded()
+        per_model = ["assistant", "model"]
+        self.model_turns = _Children(
+            Counter(
+                "graft_model_turns",
+                "Chat turns by assistant, the model that answered, route and outcome.",
+                [*per_model, "route", "outcome"],
+                registry=self.registry,
+            )
+        )
+        self.model_tokens = _Children(
+            Counter(
+                "graft_model_tokens",
+                "Model tokens by assistant, model and kind.",
+                [*per_model, "kind"],
+                registry=self.registry,
+            )
+        )
+        self.model_first_event = _Children(
+            Histogram(
+                "graft_model_first_token_seconds",
+                "From the agent loop's start to its first event, by assistant and model.",
+                per_model,
+                buckets=_SECONDS,
+                registry=self.registry,
+            )
+        )
+        self.model_duration = _Children(
+            Histogram(
+                "graft_model_turn_seconds",
+                "From a turn's start to its end, by assistant and model.",
+                per_model,
+                buckets=_SECONDS,
+                registry=self.registry,
+            )
+        )
+        self.model_feedback = _Children(
+            Counter(
+                "graft_model_feedback",
+                "Ratings given, by assistant, the model that answered, and rating.",
+                [*per_model, "rating"],
+                registry=self.registry,
+            )
+        )
+
         self.voice = {
             stage: Histogram(
                 f"graft_voice_{stage}_seconds",
@@ -123,6 +192,28 @@ class Metrics:
                 self.tokens(assistant, "prompt").inc(event.usage.prompt_tokens)
             if event.usage.completion_tokens:
                 self.tokens(assistant, "completion").inc(event.usage.completion_tokens)
+            if event.model:
+                self._observe_model(assistant, event)
+
+    def _observe_model(self, assistant: str, done: TurnDone) -> None:
+        """The per-model series of one finished turn."""
+        labels = (self._assistant(assistant), self._model(done.model))
+        outcome = "error" if done.finish_reason == "error" else "ok"
+        self.model_turns(*labels, done.route or "primary", outcome).inc()
+        for kind, count in (
+            ("prompt", done.usage.prompt_tokens),
+            ("completion", done.usage.completion_tokens),
+        ):
+            if count:
+                self.model_tokens(*labels, kind).inc(count)
+        if done.first_token_ms is not None:
+            self.model_first_event(*labels).observe(done.first_token_ms / 1000)
+        if done.duration_ms is not None:
+            self.model_duration(*labels).observe(done.duration_ms / 1000)
+
+    def observe_feedback(self, assistant: str, model: str, rating: str) -> None:
+        """Count one rating of a turn that ``model`` answered for ``assistant``."""
+        self.model_feedback(self._assistant(assistant), self._model(model), rating).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -40,12 +40,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from graft.audit import AuditEvent, AuditRecord
 from graft.context import Principal
 from graft.errors import InvalidRequest
 from graft.messages import Message, Usage
+
+if TYPE_CHECKING:
+    from graft.store.model_stats import ModelStats
 
 __all__ = [
     "ApiKeyInfo",
@@ -184,6 +187,10 @@ class TurnInfo:
     tool_runs: list[ToolRun] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)
     """The passages the answer cited (its ``cited`` event), for footnotes; empty if none."""
+    route: str | None = None
+    """``primary``, ``canary`` or ``fallback`` (``graft.model_routing``); ``None`` before."""
+    first_token_ms: float | None = None
+    """From the agent loop's start to its first event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,8 +331,15 @@ class Store(Protocol):
         duration_ms: float,
         error: str | None = None,
         citations: list[dict[str, Any]] | None = None,
+        model: str | None = None,
+        route: str | None = None,
+        first_token_ms: float | None = None,
     ) -> None:
         """Store what the turn produced and mark it done (or failed when ``error`` is set).
+
+        ``model`` replaces the one ``begin_turn`` recorded when another answered (a canary's
+        fallback); ``route`` and ``first_token_ms`` are kept for per-model reports
+        (``graft.model_routing``, ``graft.store.model_stats``).
 
         ``duration_ms`` is how long the turn ran, as its runner measured it. The
         conversation's ``updated_at`` is when its latest turn began. ``citations`` are those
@@ -445,6 +459,24 @@ class Store(Protocol):
         ``rating`` keeps only those; ``after`` is the id of the last one of the previous
         page. ``InvalidRequest`` for another rating or a negative ``limit``.
         """
+        ...
+
+    async def model_stats(
+        self,
+        tenant: str | None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        assistant: str | None = None,
+    ) -> list[ModelStats]:
+        """Finished turns by assistant, model and route (``graft.store.model_stats``).
+
+        ``tenant`` ``None``: every tenant's. ``InvalidRequest`` for a bad window.
+        """
+        ...
+
+    async def turn_model(self, turn_id: str) -> tuple[str, str] | None:
+        """The assistant and the model that answered the turn; ``None`` if there is none."""
         ...
 
     async def create_user(

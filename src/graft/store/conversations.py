@@ -15,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Row, bindparam, delete, insert, select, update
+from sqlalchemy import Integer, Row, String, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from graft.context import Principal
@@ -123,6 +123,9 @@ FINISH_TURN = Prepared(
         finished_at=bindparam("b_now"),
         duration_ms=bindparam("b_duration_ms"),
         citations=bindparam("b_citations"),
+        model=func.coalesce(bindparam("b_model", type_=String()), t_turns.c.model),
+        route=bindparam("b_route"),
+        first_token_ms=bindparam("b_first_token_ms"),
     )
 )
 
@@ -314,4 +317,6 @@ def as_turn(row: Row[Any], runs: list[ToolRun], keys: DataKeys | None = None) ->
         usage=Usage(row.prompt_tokens, row.completion_tokens),
         tool_runs=runs,
         citations=reveal_citations(keys, row.citations, row.conversation_id),
+        route=row.route,
+        first_token_ms=row.first_token_ms,
     )

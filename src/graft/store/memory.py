@@ -46,6 +46,7 @@ from graft.store.base import (
     check_title,
     make_title,
 )
+from graft.store.model_stats import ModelStats, TurnFacts, check_window, summarize
 from graft.store.turn_citations import decode_citations, encode_citations
 from graft.store.users import user_not_found
 
@@ -163,6 +164,9 @@ class MemoryStore:
         duration_ms: float,
         error: str | None = None,
         citations: list[dict[str, Any]] | None = None,
+        model: str | None = None,
+        route: str | None = None,
+        first_token_ms: float | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
 
@@ -188,6 +192,8 @@ class MemoryStore:
         turn.finished_at = now
         turn.duration_ms = duration_ms
         turn.citations = decode_citations(cited)
+        turn.model = model or turn.model
+        turn.route, turn.first_token_ms = route, first_token_ms
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
         """Every message of the principal's conversation, oldest first.
@@ -317,6 +323,52 @@ class MemoryStore:
             for at, _, t in found
         ]
         return sentiments.report_points(rows, bucket, per_conversation=conversation_id is not None)
+
+    # --- per-model reports (graft.store.model_stats) --------------------------------------
+
+    async def model_stats(
+        self,
+        tenant: str | None,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        assistant: str | None = None,
+    ) -> list[ModelStats]:
+        """Finished turns by assistant, model and route, as the SQL store groups them."""
+        check_window(since, until)
+        await anyio.lowlevel.checkpoint()
+        votes: dict[tuple[str, str], int] = {}
+        for rated in self._feedback.values():
+            votes[rated.turn_id, rated.rating] = votes.get((rated.turn_id, rated.rating), 0) + 1
+        facts = [
+            TurnFacts(
+                conv.info.assistant,
+                turn.model,
+                turn.route,
+                turn.status == "failed",
+                turn.usage.prompt_tokens,
+                turn.usage.completion_tokens,
+                turn.duration_ms,
+                turn.first_token_ms,
+                votes.get((turn.id, "up"), 0),
+                votes.get((turn.id, "down"), 0),
+            )
+            for conv in self._conversations.values()
+            if tenant in (None, conv.info.tenant) and assistant in (None, conv.info.assistant)
+            for turn in conv.turns.values()
+            if turn.status != "running"
+            and (since is None or turn.started_at >= since)
+            and (until is None or turn.started_at < until)
+        ]
+        return summarize(facts)
+
+    async def turn_model(self, turn_id: str) -> tuple[str, str] | None:
+        """The assistant and the model of the turn ``turn_id``; ``None`` if there is none."""
+        await anyio.lowlevel.checkpoint()
+        cid = self._turn_owner.get(turn_id)
+        conv = self._conversations.get(cid) if cid is not None else None
+        turn = conv.turns.get(turn_id) if conv is not None else None
+        return None if conv is None or turn is None else (conv.info.assistant, turn.model)
 
     # --- feedback -----------------------------------------------------------------------
 

@@ -134,7 +134,11 @@ t_turns = Table(
     Column("duration_ms", Float(), nullable=True),
     # The passages the answer cited (JSON list, sealed at rest: graft.store.turn_citations).
     Column("citations", Text(), nullable=True),
+    # How the model was chosen (graft.model_routing): primary, canary or fallback.
+    Column("route", String(16), nullable=True),
+    Column("first_token_ms", Float(), nullable=True),
     Index(None, "conversation_id", "started_at"),
+    Index(None, "started_at"),  # per-model reports read a window of all turns
 )
 
 t_messages = Table(

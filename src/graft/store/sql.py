@@ -2,12 +2,11 @@
 
 One class, ``SQLStore``, implements the ``Store`` protocol with SQLAlchemy Core (``Table``
 objects, no ORM: a turn is a handful of plain statements, built once in
-``graft.store.conversations``; users, keys, sessions, sentiments, assistants, the audit log,
-privacy, titles and feedback have modules of their own, and this class runs their functions
-in its transactions, or mixes their methods in: ``FeedbackMethods``, ``UserMethods``). The
-engine is synchronous and no database call runs on the event loop's thread. Each protocol
-call is one transaction (or, for SQLite writes that queued up together, one savepoint of a
-shared transaction, with the same outcome: see below).
+``graft.store.conversations``; the other tables (users, keys, sessions, feedback...) have
+modules of their own, whose functions this class runs in its transactions or whose
+``...Methods`` it mixes in). The engine is synchronous and no database call runs on the event
+loop's thread. Each protocol call is one transaction (or, for SQLite writes that queued up
+together, one savepoint of a shared transaction, with the same outcome: see below).
 
 SQLite is the embedded default: WAL journal, ``synchronous=NORMAL``, foreign keys on and a
 busy timeout, set on every new connection. pysqlite's own transaction handling is turned off
@@ -50,7 +49,7 @@ compares the two).
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -69,19 +68,17 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from graft.audit import AuditEvent, AuditRecord
 from graft.context import Principal
 from graft.crypto import DataKeys, KeySource
 from graft.errors import ConfigError, NotFound
 from graft.messages import Message, Usage, new_id
-from graft.store import assistants, audit_sql, privacy, sentiments, sessions, titles, users
+from graft.store import sentiments, sessions, titles, users
 from graft.store.base import (
     ApiKeyInfo,
     ConversationInfo,
     SentimentBucket,
     SentimentPoint,
     SentimentTag,
-    StoredAssistant,
     StoredKey,
     StoredMessage,
     StoredSession,
@@ -130,6 +127,8 @@ from graft.store.encrypted import (
     seal,
 )
 from graft.store.feedback_sql import FeedbackMethods
+from graft.store.model_stats import ModelStatsMethods
+from graft.store.records_sql import RecordsMethods
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
 from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
 from graft.store.turn_citations import encode_citations, seal_citations
@@ -148,7 +147,7 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x67726166  # any fixed bigint; serialises concurrent start()s
 
 
-class SQLStore(FeedbackMethods, users.UserMethods):
+class SQLStore(FeedbackMethods, ModelStatsMethods, RecordsMethods, users.UserMethods):
     """The ``Store`` over a SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``)."""
 
     def __init__(self, url: str, *, data_keys: DataKeys | KeySource | None = None) -> None:
@@ -320,6 +319,9 @@ class SQLStore(FeedbackMethods, users.UserMethods):
         duration_ms: float,
         error: str | None = None,
         citations: list[dict[str, Any]] | None = None,
+        model: str | None = None,
+        route: str | None = None,
+        first_token_ms: float | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
 
@@ -332,16 +334,19 @@ class SQLStore(FeedbackMethods, users.UserMethods):
             duration_ms: How long the turn ran, as its runner measured it.
             error: Why the turn failed; ``None`` for a turn that succeeded.
             citations: The passages the answer cited (``graft.store.turn_citations``).
+            model: The model that answered, if not the one ``begin_turn`` was given.
+            route: How the model was chosen (``graft.model_routing``).
+            first_token_ms: From the agent loop's start to its first event.
 
         Raises:
-            NotFound: No running turn has this id (unknown, finished, or deleted with its
-                conversation).
+            NotFound: No running turn has this id (unknown, finished, or deleted).
         """
         rows = [message_row(m) for m in messages]
         runs = tool_run_rows(turn_id, tool_runs)
         cited = encode_citations(citations)
         status: TurnStatus = "failed" if error is not None else "done"
         keys = self._keys if self._keys is not None and self._keys.encrypting else None
+        routing = {"b_model": model, "b_route": route, "b_first_token_ms": first_token_ms}
 
         def work(conn: Connection) -> None:
             now = datetime.now(UTC)
@@ -359,6 +364,7 @@ class SQLStore(FeedbackMethods, users.UserMethods):
                     "b_now": now,
                     "b_duration_ms": duration_ms,
                     "b_citations": seal_citations(keys, cited, found[0]) if found else None,
+                    **routing,
                 },
             )
             if found is None or finished.rowcount != 1:
@@ -589,99 +595,6 @@ class SQLStore(FeedbackMethods, users.UserMethods):
     async def delete_user_sessions(self, tenant: str, name: str) -> int:
         """End every session of one user."""
         return await self._write(partial(sessions.delete_user_sessions, tenant=tenant, name=name))
-
-    # --- the audit log (graft.store.audit_sql does the SQL) -------------------------------
-
-    async def append_audit(self, event: AuditEvent) -> AuditRecord:
-        """Append ``event`` as the next record of the audit chain."""
-        return await self._write(partial(audit_sql.append, event=event))
-
-    async def list_audit(
-        self, after_seq: int | None, limit: int, tenant: str | None = None
-    ) -> list[AuditRecord]:
-        """Audit records oldest first: ``limit`` after ``after_seq``, or the newest."""
-        return await self._read(
-            partial(audit_sql.list_records, after_seq=after_seq, limit=limit, tenant=tenant)
-        )
-
-    async def iter_audit(self, *, batch: int = 500) -> AsyncIterator[AuditRecord]:
-        """Every audit record in ``seq`` order, one read transaction per ``batch``."""
-        after = 0
-        while True:
-            page = await self.list_audit(after, batch)
-            for record in page:
-                yield record
-            if len(page) < batch:
-                return
-            after = page[-1].seq
-
-    # --- privacy: export, erasure, retention (graft.store.privacy does the SQL) -----------
-
-    async def export_user_data(self, tenant: str, user: str) -> dict[str, Any]:
-        """Every conversation of one user, oldest first, read one transaction each."""
-        ids = await self._read(partial(privacy.user_conversation_ids, tenant=tenant, user=user))
-        return await privacy.export_conversations(self, tenant, user, ids)
-
-    async def delete_user_data(self, tenant: str, user: str) -> int:
-        """Delete one user's conversations, ``privacy.BATCH`` per transaction."""
-        return await self._delete_batches(
-            partial(privacy.user_conversation_ids, tenant=tenant, user=user),
-            partial(privacy.delete_user_conversations, tenant=tenant, user=user),
-        )
-
-    async def purge_conversations(self, assistant: str, older_than: datetime) -> int:
-        """Delete the assistant's conversations not updated since ``older_than``, in batches."""
-        privacy.check_aware(older_than)
-        return await self._delete_batches(
-            partial(privacy.expired_conversation_ids, assistant=assistant, older_than=older_than),
-            partial(
-                privacy.delete_expired_conversations, assistant=assistant, older_than=older_than
-            ),
-        )
-
-    async def list_tenant_conversations(
-        self, tenant: str, *, limit: int = 50, offset: int = 0
-    ) -> list[ConversationInfo]:
-        """A page of the tenant's conversations as metadata: no titles, message counts."""
-        check_page(limit, offset)
-        return await self._read(
-            partial(privacy.list_tenant_conversations, tenant=tenant, limit=limit, offset=offset)
-        )
-
-    # --- stored assistants (graft.store.assistants does the SQL) ----------------------------
-
-    async def put_assistant(
-        self, tenant: str, name: str, definition: dict[str, Any], actor: str
-    ) -> None:
-        """Create or replace the tenant's assistant ``name``."""
-        text = assistants.encode(definition)  # a long prompt is written off the event loop
-        work = partial(assistants.put_assistant, tenant=tenant, name=name, text=text, actor=actor)
-        await self._write(work, size=len(text))
-
-    async def get_assistant(self, tenant: str, name: str) -> dict[str, Any] | None:
-        """The definition of the tenant's assistant ``name``, or ``None``."""
-        return await self._read(partial(assistants.get_assistant, tenant=tenant, name=name))
-
-    async def list_assistants(self, tenant: str) -> list[StoredAssistant]:
-        """The tenant's stored assistants, by name."""
-        return await self._read(partial(assistants.list_assistants, tenant=tenant))
-
-    async def delete_assistant(self, tenant: str, name: str) -> bool:
-        """Delete the tenant's assistant ``name``; whether there was one."""
-        return await self._write(partial(assistants.delete_assistant, tenant=tenant, name=name))
-
-    async def _delete_batches(
-        self, find: Callable[..., list[str]], remove: Callable[..., int]
-    ) -> int:
-        """Find ids in a read, delete them in a write of their own; again until none are left."""
-        total = 0
-        while True:
-            ids = await self._read(partial(find, limit=privacy.BATCH))
-            if ids:
-                # Alone: never on the event loop, never sharing a commit with turns.
-                total += await self._write(partial(remove, ids=ids), alone=True)
-            if len(ids) < privacy.BATCH:
-                return total
 
     # --- encryption at rest (graft.store.encrypted does the SQL) --------------------------
 

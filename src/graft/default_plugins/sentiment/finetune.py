@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -23,6 +22,15 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
+
+from graft.finetune import split as splitting
+from graft.finetune.versions import (
+    Version,
+    check_name,
+    list_versions,
+    resolve_version,
+    save_version,
+)
 
 from .base import LABELS, Label
 from .e5 import DEFAULT_HEAD, embed
@@ -45,8 +53,6 @@ Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``; stages are ``"embedding"`` and ``"training"``."""
 
 MIN_PER_LABEL: Final = 5
-_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_VERSIONED: Final = re.compile(r"(?P<name>.+)-v(?P<version>[0-9]+)")
 
 
 class DataError(ValueError):
@@ -62,18 +68,8 @@ class Example:
     line: int
 
 
-@dataclass(frozen=True)
-class HeadInfo:
-    """A head file: ``default`` (shipped) or ``name`` at ``version``."""
-
-    name: str
-    version: int | None
-    path: Path
-
-    @property
-    def spec(self) -> str:
-        """What to write after ``e5:`` to select exactly this head."""
-        return self.name if self.version is None else f"{self.name}-v{self.version}"
+HeadInfo = Version
+"""A head file: ``default`` (shipped) or ``name`` at ``version``; ``spec`` follows ``e5:``."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +107,7 @@ def _counts(counts: dict[str, int]) -> str:
 
 def is_held_out(text: str, fraction: float) -> bool:
     """Whether ``text`` falls in the held-out split: a hash of the text, so stable everywhere."""
-    return _rank(text) < fraction
-
-
-def _rank(text: str) -> float:
-    digest = hashlib.sha256(text.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return splitting.is_held_out(text, fraction)
 
 
 def read_examples(path: Path, *, min_per_label: int = MIN_PER_LABEL) -> list[Example]:
@@ -181,32 +172,16 @@ def split_examples(
     """(train, held out): per label, the ``fraction`` (at least one) with the lowest hashes.
 
     The split depends only on the texts, so a file splits the same way whatever the order
-    of its rows, on every machine.
+    of its rows, on every machine (``graft.finetune.split``).
     """
-    by_label: dict[str, list[Example]] = defaultdict(list)
-    for e in examples:
-        by_label[e.label].append(e)
-    train: list[Example] = []
-    held: list[Example] = []
-    for label in sorted(by_label):
-        rows = sorted(by_label[label], key=lambda e: (_rank(e.text), e.line))
-        n_held = max(1, round(len(rows) * fraction))
-        held.extend(rows[:n_held])
-        train.extend(rows[n_held:])
-    return train, held
+    return splitting.split(
+        examples, fraction, key=lambda e: e.text, group=lambda e: e.label, order=lambda e: e.line
+    )
 
 
 def list_heads(heads_dir: Path | None) -> list[HeadInfo]:
     """The shipped ``default`` head, then every ``name-vN.npz`` in ``heads_dir``, sorted."""
-    heads = [HeadInfo("default", None, DEFAULT_HEAD)]
-    if heads_dir is not None and heads_dir.is_dir():
-        found = []
-        for path in heads_dir.glob("*.npz"):
-            match = _VERSIONED.fullmatch(path.stem)
-            if match:
-                found.append(HeadInfo(match["name"], int(match["version"]), path))
-        heads += sorted(found, key=lambda h: (h.name, h.version or 0))
-    return heads
+    return [HeadInfo("default", None, DEFAULT_HEAD), *list_versions(heads_dir, ".npz")]
 
 
 def resolve_head(spec: str, heads_dir: Path | None) -> Path:
@@ -218,17 +193,11 @@ def resolve_head(spec: str, heads_dir: Path | None) -> Path:
             raise ValueError(f"sentiment head file not found: {path}")
         return path
     heads = list_heads(heads_dir)
-    exact = [h for h in heads if h.spec == spec]
-    latest = [h for h in heads if h.name == spec]
-    if exact or latest:
-        return (exact or latest)[-1].path
+    found = resolve_version(spec, heads)
+    if found is not None:
+        return found.path
     available = ", ".join(h.spec for h in heads)
     raise ValueError(f"no sentiment head {spec!r} (available: {available})")
-
-
-def _next_version(name: str, heads_dir: Path) -> int:
-    versions = [h.version or 0 for h in list_heads(heads_dir) if h.name == name]
-    return max(versions, default=0) + 1
 
 
 def _accuracy(heads: HeadSet, x: Vectors, rows: Sequence[Example]) -> dict[str, float]:
@@ -254,11 +223,7 @@ def finetune(
 
     Raises ``DataError`` for unusable data and ``ValueError`` for a bad name or base.
     """
-    if not _NAME.fullmatch(name) or _VERSIONED.fullmatch(name) or name == "default":
-        raise ValueError(
-            f"head name {name!r}: use letters, digits, '_', '.', '-' (up to 64), not 'default' "
-            "and not ending in -v<number>"
-        )
+    check_name(name, reserved=("default",), what="head name")
     report = progress or (lambda stage, done, total: None)
     start = HeadSet.load(resolve_head(base, heads_dir))
     examples = read_examples(data, min_per_label=min_per_label)
@@ -300,16 +265,13 @@ def finetune(
         "accuracy": after,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    while True:  # another process may take a version number at the same moment
-        version = _next_version(name, heads_dir)
-        path = heads_dir / f"{name}-v{version}.npz"
-        try:
-            start.with_sentiment(head, **meta, version=version).save(path, exclusive=True)
-            break
-        except FileExistsError:
-            continue
+
+    def write(path: Path, version: int) -> None:
+        start.with_sentiment(head, **meta, version=version).save(path, exclusive=True)
+
+    saved = save_version(heads_dir, name, write, ".npz")
     return FinetuneResult(
-        head=HeadInfo(name, version, path),
+        head=saved,
         base=base,
         train_counts=dict(sorted(counts.items())),
         held_out_counts=dict(sorted(Counter(e.label for e in held).items())),
