@@ -17,6 +17,7 @@ import click
 
 from graft.cli_common import run, settings_of
 from graft.config import Settings
+from graft.errors import GraftError
 from graft.evals.bfcl import BfclReport, CaseResult, bfcl_settings, parse_categories, run_bfcl
 from graft.evals.bfcl_data import CATEGORIES
 from graft.runtime import Graft
@@ -60,7 +61,10 @@ def bfcl(
 ) -> None:
     """Score a model's tool calls on BFCL's cases (AST matching, per category)."""
     settings = bfcl_settings(settings_of(ctx), model)
-    categories = run(_categories(category))
+    try:
+        categories = parse_categories(category)
+    except GraftError as exc:  # an unknown category: a usage error (exit 2), as in graft eval
+        raise click.BadParameter(exc.message, param_hint="--category") from None
     report = run(_run(settings, categories, limit, None if quiet else _progress))
     if json_path is not None and str(json_path) == "-":
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
@@ -68,10 +72,6 @@ def bfcl(
     if json_path is not None:
         json_path.write_text(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n")
     click.echo(report.table())
-
-
-async def _categories(value: str) -> list[str]:
-    return parse_categories(value)  # (through run(): an unknown name is a one-line error)
 
 
 async def _run(

@@ -88,5 +88,5 @@ def test_the_command_prints_json(home: Path) -> None:
 
 def test_the_command_refuses_an_unknown_category(home: Path) -> None:
     result = CliRunner().invoke(cli, ["eval", "bfcl", "--category", "simple,nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, as in graft eval
     assert "unknown BFCL category 'nope'" in result.output
