@@ -90,7 +90,7 @@ def test_report_needs_a_store_that_persists() -> None:
     backwards = CliRunner().invoke(
         cli, ["sentiment", "report", "--since", "2026-11-08", "--until", "2026-11-01"]
     )
-    assert backwards.exit_code == 2 and "is before --since" in backwards.output
+    assert backwards.exit_code == 2 and "is not after --since" in backwards.output
     unreadable = CliRunner().invoke(cli, ["sentiment", "report", "--until", "soon"])
     assert unreadable.exit_code == 2 and "--until" in unreadable.output
 

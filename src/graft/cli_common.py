@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import getpass
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,9 +25,37 @@ from graft.identity import ROLES
 if TYPE_CHECKING:
     from graft.store import Store
 
-__all__ = ["async_command", "opened_store", "operator", "run", "settings_of"]
+__all__ = ["async_command", "opened_store", "operator", "run", "settings_of", "time_window"]
 
 T = TypeVar("T")
+
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def time_window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as aware datetimes; ``--until`` must come after ``--since``.
+
+    Each is ``7d``, ``12h``, ``2w`` ago, or an ISO date or time (UTC when no zone is given);
+    a bad value is a usage error naming its option.
+    """
+    start, end = _when(since, "--since"), _when(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise click.BadParameter(f"{until!r} is not after --since {since!r}", param_hint="--until")
+    return start, end
+
+
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    if value[:-1].isdigit() and value[-1:] in _UNITS:
+        return datetime.now(UTC) - timedelta(**{_UNITS[value[-1]]: int(value[:-1])})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: use 7d, 12h, 2w or a date such as 2026-11-01", param_hint=option
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def settings_of(ctx: click.Context, **overrides: Any) -> Settings:

@@ -21,7 +21,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +29,7 @@ import click
 
 from graft import audit
 from graft.agent import UNTRUSTED_NOTICE
-from graft.cli_common import async_command, opened_store, operator, settings_of
+from graft.cli_common import async_command, opened_store, operator, settings_of, time_window
 from graft.errors import ConfigError, UnknownAssistant
 from graft.feedback_cases import SUITE_NAME, eval_cases
 from graft.feedback_export import (
@@ -50,23 +50,7 @@ from graft.store.base import RATINGS, FeedbackRating, StoredFeedback
 __all__ = ["feedback", "from_feedback"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
 _IF_MEMORY = "it holds no ratings outside a running process"
-
-
-def _when(value: str | None, option: str) -> datetime | None:
-    """``7d``, ``12h``, ``2w`` ago, or an ISO date or time (UTC when no zone is given)."""
-    if value is None:
-        return None
-    if value[:-1].isdigit() and value[-1:] in _UNITS:
-        return datetime.now(UTC) - timedelta(**{_UNITS[value[-1]]: int(value[:-1])})
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: use 7d, 12h, 2w or a date such as 2026-11-01", param_hint=option
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _filters(func: F) -> F:
@@ -90,9 +74,7 @@ def _filter(
     until: str | None,
     rating: FeedbackRating | None = None,
 ) -> FeedbackFilter:
-    start, end = _when(since, "--since"), _when(until, "--until")
-    if start is not None and end is not None and end <= start:
-        raise click.BadParameter(f"{until!r} is not after --since {since!r}", param_hint="--until")
+    start, end = time_window(since, until)
     return FeedbackFilter(tenant, assistant, rating, start, end)
 
 

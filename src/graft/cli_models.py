@@ -11,32 +11,14 @@ baseline before the alias is moved. Both read only; ``stats`` covers every tenan
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 
 import click
 
-from graft.cli_common import opened_store, run, settings_of
+from graft.cli_common import opened_store, run, settings_of, time_window
 from graft.model_routing import registry_listing
 from graft.store.model_stats import ModelStats
 
 __all__ = ["models"]
-
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
-
-
-def _when(value: str | None, option: str) -> datetime | None:
-    """``7d``, ``12h``, ``2w`` ago, or an ISO date or time (UTC when no zone is given)."""
-    if value is None:
-        return None
-    if value[:-1].isdigit() and value[-1:] in _UNITS:
-        return datetime.now(UTC) - timedelta(**{_UNITS[value[-1]]: int(value[:-1])})
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: use 7d, 12h, 2w or a date such as 2026-11-01", param_hint=option
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @click.group()
@@ -90,9 +72,7 @@ def stats(
     as_json: bool,
 ) -> None:
     """Turns, failures, latency, tokens and ratings by assistant, model and route."""
-    start, end = _when(since, "--since"), _when(until, "--until")
-    if start is not None and end is not None and end <= start:
-        raise click.BadParameter(f"{until!r} is not after --since {since!r}", param_hint="--until")
+    start, end = time_window(since, until)
 
     async def read() -> list[ModelStats]:
         settings = settings_of(ctx)

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from graft.cli_common import opened_store, run, settings_of
+from graft.cli_common import opened_store, run, settings_of, time_window
 from graft.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -84,22 +83,6 @@ def _write(analyzer: Analyzer, texts: list[str]) -> None:
     sys.stdout.flush()
 
 
-def _since(value: str | None, option: str = "--since") -> datetime | None:
-    """``7d``, ``12h``, ``2w`` ago, or an ISO date or time (UTC when no zone is given)."""
-    if value is None:
-        return None
-    units = {"h": "hours", "d": "days", "w": "weeks"}
-    if value[:-1].isdigit() and value[-1:] in units:
-        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r}: use 7d, 12h, 2w or a date such as 2026-11-01", param_hint=option
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @sentiment.command("report")
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--assistant", default=None, help="Only this assistant.")
@@ -124,10 +107,7 @@ def report(
     as_json: bool,
 ) -> None:
     """Sentiment of users' messages over time, per assistant (or per conversation)."""
-    start = _since(since)
-    end = _since(until, "--until")
-    if start is not None and end is not None and end < start:
-        raise click.BadParameter(f"{until!r} is before --since {since!r}", param_hint="--until")
+    start, end = time_window(since, until)
 
     async def read() -> list[SentimentPoint]:
         settings = settings_of(ctx)

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -167,37 +168,28 @@ def _text(value: Any) -> Any:
     return {"text": value} if isinstance(value, str) else value
 
 
+Text = Annotated[TextSpec, BeforeValidator(_text)]
+"""A text, or ``{text, case_sensitive}``."""
+
+
 class Contains(_Strict):
     """The answer contains the text."""
 
-    contains: TextSpec
-
-    @field_validator("contains", mode="before")
-    @classmethod
-    def _text_only(cls, value: Any) -> Any:
-        return _text(value)
+    contains: Text
 
 
 class NotContains(_Strict):
     """The answer does not contain the text."""
 
-    not_contains: TextSpec
-
-    @field_validator("not_contains", mode="before")
-    @classmethod
-    def _text_only(cls, value: Any) -> Any:
-        return _text(value)
+    not_contains: Text
 
 
 class Matches(_Strict):
     """A regular expression is found in the answer (``re.search``)."""
 
-    matches: PatternSpec
-
-    @field_validator("matches", mode="before")
-    @classmethod
-    def _pattern_only(cls, value: Any) -> Any:
-        return {"pattern": value} if isinstance(value, str) else value
+    matches: Annotated[
+        PatternSpec, BeforeValidator(lambda v: {"pattern": v} if isinstance(v, str) else v)
+    ]
 
 
 class JsonSchema(_Strict):
