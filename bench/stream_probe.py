@@ -40,8 +40,12 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
-async def _one_response(reader: asyncio.StreamReader) -> tuple[float | None, float]:
-    """Read one response; return (time of first content, time of last byte), perf_counter."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[float | None, float, bytearray]:
+    """Read one response; return (time of first content, time of last byte, raw response).
+
+    Times are ``time.perf_counter()``; the raw response is the head and the body as received
+    (chunked framing included), for a caller that checks what came.
+    """
     buffer = bytearray()
     first: float | None = None
     body_start = -1
@@ -72,9 +76,9 @@ async def _one_response(reader: asyncio.StreamReader) -> tuple[float | None, flo
             searched = len(buffer)
         if length is not None:
             if len(buffer) - body_start >= length:
-                return first, now
+                return first, now, buffer
         elif buffer.endswith(_TERMINATOR):
-            return first, now
+            return first, now, buffer
 
 
 async def _worker(
@@ -85,7 +89,7 @@ async def _worker(
         while time.perf_counter() < deadline:
             sent = time.perf_counter()
             writer.write(request)
-            first, last = await _one_response(reader)
+            first, last, _ = await read_response(reader)
             if first is not None:
                 ttfc.append(first - sent)
             ttlb.append(last - sent)

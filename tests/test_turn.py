@@ -196,7 +196,7 @@ async def test_client_going_away_marks_the_turn_failed(started) -> None:
         started_event.conversation_id,
         graft.principal_for(),  # type: ignore[union-attr]
     )
-    assert turns[0].status == "failed" and "went away" in (turns[0].error or "")
+    assert turns[0].status == "interrupted" and "went away" in (turns[0].error or "")
 
 
 async def test_usage_is_summed_over_steps(started) -> None:

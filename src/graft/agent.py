@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from graft import telemetry
 from graft.approvals import Approvals
 from graft.audit import record
 from graft.config import LimitsSettings
@@ -120,7 +121,7 @@ class AgentRun:
             text: list[str] = []
             finish: FinishReason = "stop"
             try:
-                async for chunk in self.model.stream(request):
+                async for chunk in telemetry.traced_stream(self.ctx, self.model, request):
                     if isinstance(chunk, TextChunk):
                         if chunk.text:
                             text.append(chunk.text)
@@ -237,7 +238,8 @@ class AgentRun:
             return
         timeout = self.limits.approval_timeout
         asked = [
-            self.approvals.request(self.ctx.principal, c, self.ctx.conversation_id) for c in needed
+            await self.approvals.open(self.ctx.principal, c, self.ctx.conversation_id, timeout)
+            for c in needed
         ]
         for approval in asked:
             yield ApprovalRequired(approval.id, approval.call, timeout)
@@ -259,6 +261,7 @@ class AgentRun:
                 f"{content[:max_chars]}\n[truncated: {len(content) - max_chars} more characters]"
             )
         elapsed = (time.perf_counter() - started) * 1000
+        telemetry.record_tool(self.ctx, call.name, is_error, elapsed)
         return index, ToolResult(call.id, call.name, content, is_error, elapsed, output.data)
 
     async def _call(self, call: ToolCall) -> tuple[ToolOutput, bool]:

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -85,6 +85,20 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     help="PEM private key of the certificate.",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Log every request.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="json: one JSON object per log line, with request and trace ids "
+    "(default: telemetry.log_format, text).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Worker processes; more than 1 needs PostgreSQL and limits.redis_url.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -93,12 +107,17 @@ def serve(
     ssl_certfile: Path | None,
     ssl_keyfile: Path | None,
     access_log: bool,
+    log_format: Literal["text", "json"] | None,
+    workers: int,
 ) -> None:
     """Start the OpenAI-compatible HTTP server."""
     import uvicorn
 
+    from graft.logs import uvicorn_log_config
     from graft.server import create_app
     from graft.server.gctune import tune_for_serving
+    from graft.server.workers import check_workers, run_workers
+    from graft.telemetry import check_tracing
 
     try:
         settings = settings_of(
@@ -107,6 +126,8 @@ def serve(
         for path in (settings.ssl_certfile, settings.ssl_keyfile):
             if path is not None and not path.is_file():
                 raise ConfigError(f"TLS file {str(path)!r} does not exist or is not a file")
+        check_workers(settings, workers)
+        check_tracing(settings.telemetry)
         graft = Graft(settings)
         graft.check()
         problems = graft.problems()
@@ -120,6 +141,15 @@ def serve(
         f"{scheme}://{settings.host}:{settings.port}/v1 (model {settings.model})",
         err=True,
     )
+    if workers > 1:  # each worker builds its own app from the same settings
+        run_workers(
+            settings,
+            ctx.obj.get("config") if ctx.obj else None,
+            workers,
+            access_log=access_log,
+            log_config=uvicorn_log_config(log_format or settings.telemetry.log_format),
+        )
+        return
     app = create_app(graft)
     tune_for_serving()
     uvicorn.run(
@@ -130,6 +160,7 @@ def serve(
         ssl_keyfile=settings.ssl_keyfile,
         access_log=access_log,
         log_level="info",
+        log_config=uvicorn_log_config(log_format or settings.telemetry.log_format),
         timeout_graceful_shutdown=10,
     )
 

@@ -41,6 +41,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from graft.auth_settings import AccessRule, AccessSettings, ApiKeySettings, AuthSettings
 from graft.crypto import is_sealed
 from graft.embedding_settings import EmbeddingsSettings
 from graft.errors import ConfigError
@@ -51,6 +52,7 @@ from graft.secrets import is_reference, register_secret, resolve_reference, reso
 from graft.services.manifest import ServiceSettings
 from graft.sources.settings import NAME_PATTERN as SOURCE_NAME_PATTERN
 from graft.sources.settings import SourceSettings, url_password
+from graft.telemetry_settings import TelemetrySettings
 from graft.voice_settings import VoiceSettings
 
 __all__ = [
@@ -98,7 +100,20 @@ class ProviderSettings(_Strict):
     )
     timeout: float = Field(default=120.0, gt=0, description="Seconds to wait for any byte.")
     connect_timeout: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(
+        default=256,
+        gt=0,
+        description="Connections open to this provider at once, per worker; a request beyond "
+        "them waits up to `connect_timeout` for a free one. A stream holds one until it ends.",
+    )
     max_retries: int = Field(default=2, ge=0, le=10, description="Retries before the first byte.")
+    retry_delay: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="Seconds before the first retry, doubled for each next one (with jitter); "
+        "an upstream's `Retry-After` wins.",
+    )
     allow_hosts: AllowHosts = Field(
         default_factory=list,
         description="Intranet host names (`*.corp`) or CIDRs this provider's `base_url` may "
@@ -139,6 +154,11 @@ class AssistantSettings(_Strict):
     canary: CanarySettings | None = Field(
         default=None,
         description="A candidate model for a share of its conversations (graft.model_routing).",
+    )
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Model ids or aliases tried in order when its model fails before its "
+        "first chunk, after that model's own retries (graft.model_routing).",
     )
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     tools: list[str] | None = Field(
@@ -190,100 +210,6 @@ class AssistantSettings(_Strict):
     )
 
 
-class AccessRule(_Strict):
-    """Who may use one tool, collection or data source (``graft.policy`` applies it).
-
-    A principal passes when it is listed by user name, by one of its groups or by one of its
-    roles (admins always), and, when ``tenants`` is set, belongs to one of those tenants (that
-    holds for admins too). A rule that lists no user, group or role lets every principal of
-    its tenants in.
-    """
-
-    users: list[str] = Field(default_factory=list)
-    groups: list[str] = Field(default_factory=list)
-    roles: list[str] = Field(default_factory=list)
-    tenants: list[str] = Field(default_factory=list)
-
-
-class AccessSettings(_Strict):
-    """Access rules by kind and name; a thing without a rule is open to every principal."""
-
-    tools: dict[str, AccessRule] = Field(default_factory=dict)
-    collections: dict[str, AccessRule] = Field(default_factory=dict)
-    data_sources: dict[str, AccessRule] = Field(default_factory=dict)
-
-
-class ApiKeySettings(_Strict):
-    """One API key, stored as its SHA-256 hex digest (``graft keys new`` prints an entry)."""
-
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    user: str = Field(min_length=1)
-    roles: list[str] = Field(default_factory=list)
-    groups: list[str] = Field(default_factory=list)
-    tenant: str = "default"
-
-
-class AuthSettings(_Strict):
-    """Authentication. With no keys graft runs single-user: every request is ``local``."""
-
-    api_keys: list[ApiKeySettings] = Field(default_factory=list)
-    default_user: str = "local"
-    default_roles: list[str] = Field(default_factory=lambda: ["admin"])
-    session_hours: float = Field(
-        default=12.0,
-        gt=0,
-        le=24 * 366,
-        description="How long a browser session (POST /v1/auth/session) lasts, in hours.",
-    )
-    secure_cookies: bool = Field(
-        default=False,
-        description="Mark session cookies Secure even on plain HTTP requests (graft behind a "
-        "TLS proxy that does not send X-Forwarded-Proto); HTTPS requests always get Secure.",
-    )
-    oidc_issuer: str | None = Field(
-        default=None,
-        description="OpenID Connect issuer URL (`https://login.example.com/realms/acme`): "
-        "browsers may sign in there (`/v1/auth/oidc/login`); unset: OIDC is off.",
-    )
-    oidc_client_id: str = Field(default="", description="graft's client id at the issuer.")
-    oidc_client_secret: SecretStr | None = Field(
-        default=None,
-        repr=False,
-        description="The client secret; in the settings file only as a reference: "
-        '`{ "$env" = "NAME" }` or `{ "$file" = "path" }`. Unset: a public client (PKCE only).',
-    )
-    oidc_scopes: str = Field(default="openid email profile", description="Scopes asked for.")
-    oidc_user_claim: str = Field(
-        default="preferred_username",
-        description="The ID-token claim that names the graft user; `sub` when it is absent.",
-    )
-    oidc_groups_claim: str = Field(
-        default="groups", description="The claim whose list becomes a created user's groups."
-    )
-    oidc_create_users: bool = Field(
-        default=False,
-        description="Create an unknown user (role `user`) at first sign-in; otherwise only "
-        "existing users may sign in.",
-    )
-    oidc_tenant: str = Field(default="default", description="The tenant of OIDC users.")
-
-    @field_validator("oidc_issuer")
-    @classmethod
-    def _issuer_is_a_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
-            raise ValueError(f"{value!r} is not an issuer URL such as https://login.example.com")
-        return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _oidc_needs_a_client_id(self) -> AuthSettings:
-        if self.oidc_issuer and not self.oidc_client_id:
-            raise ValueError("oidc_issuer needs oidc_client_id")
-        return self
-
-
 class LimitsSettings(_Strict):
     """Bounds that protect the server from oversized or runaway work."""
 
@@ -321,6 +247,27 @@ class LimitsSettings(_Strict):
         repr=False,  # a URL may hold a password
         description="Redis shared by every worker for the counters above; unset: per process.",
     )
+    worker_heartbeat: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between a worker's heartbeats in the store (graft.heartbeat).",
+    )
+    worker_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="A worker silent this long is dead: its running turns become "
+        "`interrupted` (graft.heartbeat).",
+    )
+
+    @model_validator(mode="after")
+    def _timeout_outlasts_heartbeats(self) -> LimitsSettings:
+        """A live worker must never look dead: a few heartbeats fit in its timeout."""
+        if self.worker_timeout <= 2 * self.worker_heartbeat:
+            raise ValueError(
+                f"limits.worker_timeout ({self.worker_timeout:g} s) must be more than twice "
+                f"limits.worker_heartbeat ({self.worker_heartbeat:g} s)"
+            )
+        return self
 
 
 class KnowledgeSettings(_Strict):
@@ -423,6 +370,10 @@ class Settings(BaseSettings):
         default_factory=KnowledgeSettings,
         description="Document knowledge: uploads over HTTP (`graft.server.uploads`).",
     )
+    telemetry: TelemetrySettings = Field(
+        default_factory=TelemetrySettings,
+        description="OpenTelemetry traces (off by default) and the log format (`graft.telemetry`).",
+    )
     link_hosts: list[str] = Field(
         default_factory=list,
         description="Hosts (and their subdomains) that answers may link to or load images "
@@ -489,6 +440,8 @@ class Settings(BaseSettings):
             canary = assistant.canary.model if assistant.canary else None
             wanted.append((f"assistants.{name}.model", assistant.model, assistant.models))
             wanted.append((f"assistants.{name}.canary.model", canary, assistant.models))
+            for i, fallback in enumerate(assistant.fallbacks):
+                wanted.append((f"assistants.{name}.fallbacks[{i}]", fallback, assistant.models))
         for where, model, own in wanted:
             if model is not None:
                 try:

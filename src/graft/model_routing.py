@@ -14,10 +14,13 @@ messages' after the ``store`` middleware). Every turn of a stored conversation, 
 of a client that keeps its own history and sends it whole (a stateless OpenAI-style call), has
 the same key, so a conversation never switches models half-way. Nothing of the key is kept.
 
-**Fallback.** A canary turn calls the canary through ``CanaryModel``: if the canary fails
-before its first chunk (an upstream error, a timeout, a missing key), the primary model
-answers instead, for the rest of the turn, and the turn's route becomes ``fallback``. A
-failure after the first chunk ends the turn as any model failure does.
+**Fallback.** A turn's models are tried in order through ``FallbackModel``: the canary (on a
+canary turn), the primary, then the assistant's ``fallbacks`` (model ids or aliases). When
+one fails before its first chunk (an upstream error after its own retries, a timeout, a
+missing key), the next answers instead, for the rest of the turn, and the turn's route
+becomes ``fallback``. A failure after the first chunk ends the turn as any model failure
+does: nothing is retried once the client has seen text. ``CanaryModel`` is the canary with
+the primary (and the fallbacks) behind it.
 
 What answered is on the turn's ``TurnDone`` (``model``, ``route``) and in its stored record
 (``graft.store``: ``model``, ``route``, ``first_token_ms``), which per-model metrics and
@@ -30,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -47,11 +51,13 @@ __all__ = [
     "ROUTES",
     "answered",
     "CanaryModel",
+    "FallbackModel",
     "Route",
     "RouteName",
     "bucket",
     "registry_listing",
     "canary_model_id",
+    "fallback_model_ids",
     "primary_model_id",
     "route_turn",
     "routed_model",
@@ -73,6 +79,8 @@ class Route:
     primary: str
     """The assistant's primary model id."""
     route: RouteName
+    fallbacks: tuple[str, ...] = ()
+    """Model ids tried in order after ``model`` (and the primary) fail before a chunk."""
 
 
 def primary_model_id(settings: Settings, assistant: AssistantSettings) -> str:
@@ -146,81 +154,133 @@ def route_turn(
     if fixed:
         return Route(fixed, fixed, "primary")
     primary = primary_model_id(settings, assistant)
+    behind = fallback_model_ids(settings, name, assistant, primary)
     canary = assistant.canary
     if canary is None or canary.share <= 0:
-        return Route(primary, primary, "primary")
+        return Route(primary, primary, "primary", behind)
     if bucket(routing_key(name, principal, messages)) >= canary.share:
-        return Route(primary, primary, "primary")
+        return Route(primary, primary, "primary", behind)
     try:
         candidate = canary_model_id(settings, assistant)
     except ConfigError as exc:  # a stored assistant's alias that the settings dropped since
         log.warning("assistant %r: canary left out: %s", name, exc.message)
-        return Route(primary, primary, "primary")
+        return Route(primary, primary, "primary", behind)
     if candidate is None or candidate == primary:
-        return Route(primary, primary, "primary")
-    return Route(candidate, primary, "canary")
+        return Route(primary, primary, "primary", behind)
+    return Route(candidate, primary, "canary", tuple(f for f in behind if f != candidate))
+
+
+def fallback_model_ids(
+    settings: Settings, name: str, assistant: AssistantSettings, primary: str
+) -> tuple[str, ...]:
+    """The assistant's ``fallbacks``, aliases resolved, without repeats or the primary."""
+    found: list[str] = []
+    for wanted in assistant.fallbacks:
+        try:
+            model_id = resolve_model_id(wanted, assistant.models, settings.models.aliases)
+        except ConfigError as exc:  # a stored assistant's alias the settings dropped since
+            log.warning("assistant %r: fallback left out: %s", name, exc.message)
+            continue
+        if model_id != primary and model_id not in found:
+            found.append(model_id)
+    return tuple(found)
 
 
 def routed_model(graft: Graft, route: Route) -> Model:
-    """The model to call for ``route``: the primary, or the canary with the primary behind."""
+    """The model to call for ``route``: the first, with the others of its chain behind.
+
+    A fallback whose provider cannot be built (no such provider) is left out with a warning:
+    the turn still has its own model.
+    """
+    first = graft.get_model(route.model)
+    behind: list[Model] = []
+    for model_id in route.fallbacks:
+        try:
+            behind.append(graft.get_model(model_id))
+        except GraftError as exc:
+            log.warning("fallback %s left out: %s", model_id, exc.message)
     if route.route == "primary":
-        return graft.get_model(route.model)
-    return CanaryModel(graft.get_model(route.model), graft.get_model(route.primary))
+        return FallbackModel([first, *behind]) if behind else first
+    return CanaryModel(first, graft.get_model(route.primary), behind)
 
 
 def answered(model: Model, route: Route) -> tuple[str, RouteName]:
     """The model id that answers a turn routed by ``route`` through ``model``, and its route."""
-    if isinstance(model, CanaryModel) and model.fell_back is not None:
-        return model.primary.id, "fallback"
+    if isinstance(model, FallbackModel) and model.fell_back is not None:
+        return model.answered, "fallback"
     return route.model, route.route
 
 
-class CanaryModel:
-    """The canary, falling back to the primary when it fails before its first chunk.
+class FallbackModel:
+    """Models tried in order: the next answers when one fails before its first chunk.
 
-    Once it fell back, every further call of the turn goes to the primary (a turn with tool
-    calls calls its model several times).
+    Once one was left, every further call of the turn goes to the one that answers (a turn
+    with tool calls calls its model several times). The last model's failure is the turn's.
     """
 
-    def __init__(self, canary: Model, primary: Model) -> None:
-        self.canary = canary
-        self.primary = primary
-        self.id = canary.id
+    def __init__(self, models: Sequence[Model]) -> None:
+        if not models:
+            raise ValueError("FallbackModel needs at least one model")
+        self.models = list(models)
+        self._at = 0
+        self.id = self.models[0].id
         self.fell_back: str | None = None
-        """Why the canary was left (its error), once it was."""
+        """Why the first model was left (its error), once it was."""
 
     @property
     def answered(self) -> str:
         """The id of the model that answers now."""
-        return self.primary.id if self.fell_back is not None else self.canary.id
+        return self.models[self._at].id
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
-        """Stream from the canary, or from the primary if the canary fails before a chunk."""
-        if self.fell_back is None:
-            chunks = self.canary.stream(request)
-            try:
-                first = await anext(chunks, None)
-            except GraftError as exc:
-                await _close(chunks)
-                self.fell_back = exc.message
-                self.id = self.primary.id
-                log.warning(
-                    "canary %s failed before its first chunk (%s): %s answers",
-                    self.canary.id,
-                    exc.code or type(exc).__name__,
-                    self.primary.id,
-                )
-            else:
+        """Stream from the current model, or from the next ones if it fails before a chunk."""
+        while True:
+            model = self.models[self._at]
+            async with _closing(model.stream(request)) as chunks:
+                if self._at == len(self.models) - 1:
+                    async for chunk in chunks:
+                        yield chunk
+                    return
+                try:
+                    first = await anext(chunks, None)
+                except GraftError as exc:
+                    self._leave(model, exc)
+                    continue
                 if first is not None:
                     yield first
                     async for chunk in chunks:
                         yield chunk
                 return
-        async for chunk in self.primary.stream(request):
-            yield chunk
+
+    def _leave(self, model: Model, exc: GraftError) -> None:
+        if self.fell_back is None:
+            self.fell_back = exc.message
+        self._at += 1
+        self.id = self.models[self._at].id
+        log.warning(
+            "%s failed before its first chunk (%s: %s): %s answers",
+            model.id,
+            exc.code or type(exc).__name__,
+            exc.message,
+            self.id,
+        )
 
 
-async def _close(chunks: AsyncIterator[ModelChunk]) -> None:
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
+@asynccontextmanager
+async def _closing(chunks: AsyncIterator[ModelChunk]) -> AsyncIterator[AsyncIterator[ModelChunk]]:
+    """``chunks``, closed on the way out (its upstream request with it) if it can be."""
+    try:
+        yield chunks
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class CanaryModel(FallbackModel):
+    """The canary, with the primary (and the assistant's fallbacks) behind it."""
+
+    def __init__(self, canary: Model, primary: Model, fallbacks: Sequence[Model] = ()) -> None:
+        super().__init__([canary, primary, *fallbacks])
+        self.canary = canary
+        self.primary = primary

@@ -23,6 +23,9 @@ A **canary** sends a share of an assistant's conversations to a candidate model
     model = "local:smollm2@tuned-v1"   # a model id or an alias
     share = 0.1                        # 10% of conversations
 
+An assistant's ``fallbacks`` (``graft.model_routing``) name model ids or aliases too, and
+are checked the same way.
+
 This module is plain data and one pure function, so that ``graft.config`` can check aliases
 without importing the runtime.
 """

@@ -289,7 +289,8 @@ class RedisLimiter:
         prefix: Namespace of every key this limiter writes.
         clock: Epoch seconds for the counters; by default Redis's own clock, which every
             worker shares, for rates and slots, and this process's for the budgets' days
-            (tests pass a fake one).
+            (the budget counters themselves are shared; only which UTC day it is comes from
+            each worker's clock, so keep the clocks in sync). Tests pass a fake one.
         stream_ttl: Seconds after which a slot that was never released is dropped.
         client: An existing ``redis.asyncio.Redis`` to use instead of connecting to ``url``.
     """

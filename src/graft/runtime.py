@@ -10,13 +10,15 @@ model are loaded once. Assistants come from the settings and, per tenant, from t
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from functools import partial
 from types import TracebackType
 
 from graft.approvals import Approvals
 from graft.assistants import AssistantCatalog
 from graft.config import AssistantSettings, Settings, load_settings, split_model_id
 from graft.context import Context, Principal
+from graft.coordination import open_coordination
 from graft.crypto import KeySource
 from graft.errors import (
     AuthenticationError,
@@ -26,12 +28,15 @@ from graft.errors import (
     UnknownAssistant,
 )
 from graft.events import Event
+from graft.heartbeat import Heartbeat, WorkerStore
 from graft.middleware import Middleware
 from graft.model_routing import canary_model_id, primary_model_id
+from graft.model_settings import resolve_model_id
 from graft.models.base import Model, ModelFactory
 from graft.plugins import PluginInfo, Registry, make_plugin_manager, plugin_infos
 from graft.store import Store, open_store
 from graft.store.pending import PendingTurns
+from graft.streams import RunningStreams
 from graft.tools.router import ToolBox, ToolRouter
 from graft.turn import TurnRequest, run_turn
 from graft.voice.video import FrameStore
@@ -66,9 +71,15 @@ class Graft:
             default_timeout=self.settings.limits.tool_timeout,
             audit=self.store,
         )
-        self.approvals = Approvals()
-        self.pending = PendingTurns()
+        self.coordination = open_coordination(self.settings)
+        """What the workers share besides the store (Redis with ``limits.redis_url``)."""
+        self.approvals = Approvals(self.coordination)
+        self.pending = PendingTurns(self.coordination)
         """Turns that answered and are still being stored; readers wait for them."""
+        self.streams = RunningStreams(self.coordination)
+        """Streamed answers running now, which ``POST .../cancel`` stops on any worker."""
+        self._heartbeat: Heartbeat | None = None
+        """This worker's liveness in the store (``graft.heartbeat``)."""
         self._models: dict[str, Model] = dict(models or {})
         self._preset_models = set(self._models)
         self.catalog = AssistantCatalog(self)
@@ -80,6 +91,13 @@ class Graft:
         """Check the configuration and open the store (running migrations)."""
         self.check()
         await self.store.start()
+        await self.coordination.start()
+        if isinstance(self.store, WorkerStore):  # turns of dead workers: interrupted
+            limits = self.settings.limits
+            self._heartbeat = Heartbeat(
+                self.store, interval=limits.worker_heartbeat, timeout=limits.worker_timeout
+            )
+            await self._heartbeat.start()
 
     async def aclose(self) -> None:
         """Close model connections and the store, once the turns still being stored are."""
@@ -92,6 +110,10 @@ class Graft:
             close = getattr(model, "aclose", None)
             if close is not None and model_id not in self._preset_models:
                 await close()
+        await self.coordination.aclose()
+        if self._heartbeat is not None:
+            await self._heartbeat.stop()
+            self._heartbeat = None
         await self.store.close()
 
     async def __aenter__(self) -> Graft:
@@ -114,15 +136,21 @@ class Graft:
     def check_assistant(self, name: str, assistant: AssistantSettings) -> None:
         """Raise ``ConfigError`` (``param``: the field) if its provider or middleware is unknown.
 
-        Its model and its canary's may be aliases (``graft.model_settings``): an unknown
-        alias or a loop of aliases is refused too.
+        Its model, its canary's and its fallbacks may be aliases (``graft.model_settings``):
+        an unknown alias or a loop of aliases is refused too.
         """
-        for param in ("model", "canary"):
+        aliases = self.settings.models.aliases
+        targets: list[tuple[str, Callable[[], str | None]]] = [
+            ("model", partial(primary_model_id, self.settings, assistant)),
+            ("canary", partial(canary_model_id, self.settings, assistant)),
+            *[
+                ("fallbacks", partial(resolve_model_id, wanted, assistant.models, aliases))
+                for wanted in assistant.fallbacks
+            ],
+        ]
+        for param, resolve in targets:
             try:
-                if param == "model":
-                    model_id: str | None = primary_model_id(self.settings, assistant)
-                else:
-                    model_id = canary_model_id(self.settings, assistant)
+                model_id = resolve()
                 if model_id is None:
                     continue
                 prefix, _ = split_model_id(model_id)

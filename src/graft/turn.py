@@ -11,8 +11,9 @@ Authentication happens at the edge (it depends on the transport) and arrives her
 ``Principal``. Errors that make the request itself invalid (unknown assistant, forbidden,
 unknown conversation, model not available) raise before the first event, so the HTTP layer
 can answer with a status code. After ``TurnStarted`` failures become an ``ErrorEvent``
-followed by ``TurnDone("error")``, and the turn is stored as failed with its error, also
-when the client goes away mid-stream.
+followed by ``TurnDone("error")``, and the turn is stored as failed with its error. A turn
+whose client went away (or that was cancelled) before it finished is stored as
+``interrupted``, with the part of the answer the client was shown.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from graft import audit
+from graft import audit, telemetry
 from graft.agent import UNTRUSTED_NOTICE, AgentRun, ModelParams
 from graft.config import AssistantSettings
 from graft.context import Context, Principal
@@ -37,6 +38,7 @@ from graft.messages import Message, Usage
 from graft.middleware import apply_input, apply_output, apply_store
 from graft.model_routing import answered, route_turn, routed_model
 from graft.policy import authorize_assistant
+from graft.store.base import TurnStatus
 from graft.tools.base import ToolDef
 from graft.tools.select import narrow_toolbox
 
@@ -108,19 +110,24 @@ async def run_turn(
         graft.settings, request.assistant, assistant, principal, history + stored, request.model
     )
     model = routed_model(graft, route)
-    conversation_id, turn_id = await store.begin_turn(
-        principal,
-        assistant=request.assistant,
-        model=route.model,
-        conversation_id=request.conversation_id,
-        new_messages=stored,
-    )
+    # Shielded: a client gone meanwhile must not leave a stored turn that nobody finishes
+    # (the cancellation arrives inside the try below, which stores it as interrupted).
+    with anyio.CancelScope(shield=True):
+        conversation_id, turn_id = await store.begin_turn(
+            principal,
+            assistant=request.assistant,
+            model=route.model,
+            conversation_id=request.conversation_id,
+            new_messages=stored,
+        )
     ctx.conversation_id, ctx.turn_id = conversation_id, turn_id
+    telemetry.start_turn(ctx, route.model)  # a no-op unless [telemetry] traces is on
     yield TurnStarted(conversation_id, turn_id, route.model)
 
     run: AgentRun | None = None
     pending = False
     error: str | None = None
+    status: TurnStatus | None = None  # done or failed, by ``error``; interrupted: cut short
     finish_reason: str | None = None
     cited: list[dict[str, Any]] | None = None  # the answer's footnotes, stored with the turn
     visible = _VisibleText()
@@ -164,12 +171,12 @@ async def run_turn(
                     event.duration_ms = (time.perf_counter() - started) * 1000
                     # The caller may send the answer's last byte before storing it: until
                     # then, readers of this conversation wait (graft.store.pending).
-                    graft.pending.add(conversation_id)
+                    await graft.pending.answered(conversation_id)
                     pending = True
                 yield event
     except GeneratorExit:
-        if finish_reason is None:  # closed after TurnDone: the turn is whole
-            error = error or "the client went away before the turn finished"
+        if finish_reason is None and error is None:  # closed after TurnDone: the turn is whole
+            error, status = "the client went away before the turn finished", "interrupted"
         raise
     except Exception as exc:
         log.exception("turn %s failed", turn_id)
@@ -179,7 +186,8 @@ async def run_turn(
         finish_reason = "error"
     finally:
         if finish_reason is None and error is None:
-            error = "the turn was cancelled"
+            error, status = "the turn was cancelled", "interrupted"
+        telemetry.end_turn(ctx, finish_reason, error, run.usage if run else Usage())
         with anyio.CancelScope(shield=True):
             try:
                 shown = visible.apply(run.new_messages, finished=error is None) if run else []
@@ -196,13 +204,14 @@ async def run_turn(
                     model=answered_by,
                     route=route_taken,
                     first_token_ms=visible.first_ms,
+                    status=status,
                 )
             except NotFound:
                 # The conversation was deleted while the turn ran: nothing left to update.
                 log.info("turn %s finished after its conversation was deleted", turn_id)
             finally:
                 if pending:
-                    graft.pending.done(conversation_id)
+                    await graft.pending.stored(conversation_id)
 
 
 async def _knowledge(

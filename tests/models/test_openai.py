@@ -877,6 +877,33 @@ async def test_serves_many_concurrent_streams(upstream: Upstream, make_model: Ma
     assert len(upstream.received) == 60
 
 
+async def test_max_connections_bounds_the_streams_open_at_once(
+    upstream: Upstream, opened: list[OpenAIModel]
+) -> None:
+    open_now = peak = 0
+
+    async def held_hello(reply: Reply) -> bool:
+        nonlocal open_now, peak
+        open_now += 1
+        peak = max(peak, open_now)
+        await reply.start_stream()
+        await asyncio.sleep(0.2)
+        for item in (delta("Hello"), delta(finish="stop"), DONE):
+            await reply.chunk(item)
+        await reply.end()
+        open_now -= 1
+        return True
+
+    upstream.script(*[held_hello] * 5)
+    provider = ProviderSettings(base_url=upstream.base_url, connect_timeout=2.0, max_connections=2)
+    model = OpenAIModel("vllm:m", provider)
+    opened.append(model)
+    results = await asyncio.gather(*(collect(model, ask()) for _ in range(5)))
+    # Every stream is answered; those past the limit waited for a free connection.
+    assert all(chunks == [TextChunk("Hello"), FinishChunk("stop")] for chunks in results)
+    assert peak == 2
+
+
 # --- the default plugin ---------------------------------------------------------------------
 
 

@@ -76,10 +76,12 @@ _REASONS: Final[dict[str, _Reason]] = {
     "content_filter": "stop",
 }
 _RETRY_STATUSES: Final = frozenset({408, 409, 429})
-_CONNECTIONS: Final = 256
 _KEEPALIVE_SECONDS: Final = 60.0
 _STREAM_HEADERS: Final = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
 _MAX_EVENT_BYTES: Final = 4 * 1024 * 1024
+"""The longest stream event (line) read; a longer one is an upstream error, not a buffer."""
+_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+"""The largest non-streamed answer read."""
 _SHAPE_ERRORS: Final = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 """What reading an upstream JSON object of the wrong shape raises."""
 _DRAIN_SECONDS: Final = 1.0
@@ -92,10 +94,10 @@ class OpenAIModel:
     ``model_id`` is the full ``provider:name`` id; ``name`` is what the upstream is asked
     for. The HTTP client is created on first use and closed by ``aclose()``; an instance
     belongs to the event loop that first used it. ``retry_base_delay`` is the first backoff
-    (doubled per retry, with jitter); ``retry_max_delay`` caps both the backoff and the
-    upstream's ``Retry-After``. ``network`` is the installation's policy for outbound calls
-    (``[network]``), which every connection obeys (``graft.models.guard``); ``resolver``
-    replaces the system's DNS lookup (tests).
+    (doubled per retry, with jitter; the provider's ``retry_delay`` by default);
+    ``retry_max_delay`` caps both the backoff and the upstream's ``Retry-After``. ``network``
+    is the installation's policy for outbound calls (``[network]``), which every connection
+    obeys (``graft.models.guard``); ``resolver`` replaces the system's DNS lookup (tests).
     """
 
     def __init__(
@@ -105,13 +107,15 @@ class OpenAIModel:
         *,
         network: NetworkPolicy | None = None,
         resolver: Resolver | None = None,
-        retry_base_delay: float = 0.5,
+        retry_base_delay: float | None = None,
         retry_max_delay: float = 20.0,
     ) -> None:
         self.id = model_id
         self.upstream, self.name = split_model_id(model_id)
         self.provider = provider
-        self._retry_base_delay = retry_base_delay
+        self._retry_base_delay = (
+            provider.retry_delay if retry_base_delay is None else retry_base_delay
+        )
         self._retry_max_delay = retry_max_delay
         self._session: aiohttp.ClientSession | None = None
         self._proxy: str | None = None
@@ -163,7 +167,7 @@ class OpenAIModel:
         parser = _ResponseParser(self.upstream)
         try:
             with self._transport_errors():
-                async with aclosing(_sse_batches(response.content)) as batches:
+                async with aclosing(_sse_batches(response.content, self.upstream)) as batches:
                     async for batch in batches:
                         for chunk in parser.feed_batch(batch):
                             yield chunk
@@ -184,7 +188,7 @@ class OpenAIModel:
         response = await self._open(self._body(request, stream=False), stream=False)
         try:
             with self._transport_errors():
-                raw = await response.read()
+                raw = await _read_bounded(response, self.upstream)
         finally:
             response.release()
         try:
@@ -286,7 +290,7 @@ class OpenAIModel:
         )
         connector = aiohttp.TCPConnector(
             resolver=resolver,
-            limit=_CONNECTIONS,
+            limit=provider.max_connections,
             keepalive_timeout=_KEEPALIVE_SECONDS,
             ssl=_tls_context() if self._url.scheme == "https" else True,
         )
@@ -338,7 +342,8 @@ class OpenAIModel:
         if isinstance(exc, aiohttp.ConnectionTimeoutError):
             return (
                 f"could not connect to upstream {self.upstream!r} within "
-                f"{self.provider.connect_timeout:g} s (or all {_CONNECTIONS} connections were busy)"
+                f"{self.provider.connect_timeout:g} s (or all {self.provider.max_connections} "
+                f"connections were busy)"
             )
         return f"upstream {self.upstream!r} sent nothing for {self.provider.timeout:g} s"
 
@@ -396,7 +401,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def _sse_batches(content: aiohttp.StreamReader) -> AsyncGenerator[list[bytes], None]:
+async def _sse_batches(
+    content: aiohttp.StreamReader, upstream: str
+) -> AsyncGenerator[list[bytes], None]:
     """Yield the data of the server-sent events in a response body, a batch per read.
 
     Each batch holds the events completed by one read of the body: everything that arrived
@@ -414,7 +421,9 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncGenerator[list[byt
         lines = (buffer + block if buffer else block).split(b"\n")
         buffer = lines.pop()
         if len(buffer) > _MAX_EVENT_BYTES:
-            raise ModelError(f"a stream line is over {_MAX_EVENT_BYTES} bytes")
+            raise ModelError(
+                f"upstream {upstream!r} sent a stream event over {_MAX_EVENT_BYTES} bytes"
+            )
         batch: list[bytes] = []
         for line in lines:
             if line[-1:] == b"\r":
@@ -434,6 +443,25 @@ async def _sse_batches(content: aiohttp.StreamReader) -> AsyncGenerator[list[byt
         data = value if data is None else data + b"\n" + value
     if data is not None:
         yield [data]
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, upstream: str) -> bytes:
+    """A non-streamed answer's body, refused (``ModelError``) past ``_MAX_BODY_BYTES``."""
+    length = response.content_length
+    if length is not None and length > _MAX_BODY_BYTES:
+        raise ModelError(
+            f"upstream {upstream!r} answered {length} bytes, over the limit of {_MAX_BODY_BYTES}"
+        )
+    parts: list[bytes] = []
+    size = 0
+    while block := await response.content.readany():
+        size += len(block)
+        if size > _MAX_BODY_BYTES:
+            raise ModelError(
+                f"upstream {upstream!r} answered more than the limit of {_MAX_BODY_BYTES} bytes"
+            )
+        parts.append(block)
+    return b"".join(parts)
 
 
 async def _drain(content: aiohttp.StreamReader) -> None:

@@ -28,6 +28,7 @@ from graft.server import (
     admin_users,
     approvals,
     assistants,
+    cancel,
     catalog,
     chat,
     conversations,
@@ -53,7 +54,9 @@ from graft.server.headers import SecurityHeaders, install_cors
 from graft.server.limits import BodySizeLimit
 from graft.server.metrics import Metrics, MetricsMiddleware
 from graft.server.ratelimit import RateLimit
+from graft.server.requestid import RequestId
 from graft.server.static import install_ui, warn_if_missing
+from graft.telemetry import fastapi_config, setup_tracing, shutdown_tracing
 
 __all__ = ["create_app"]
 
@@ -85,12 +88,15 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
             await voice_rtc.hang_up_all(app)  # before the store closes: they audit
             await voice_rooms.hang_up_all(app)
             await graft.aclose()
+            shutdown_tracing()  # the spans still queued leave now
 
     app = FastAPI(
         title="graft",
         version=_version(),
         summary="OpenAI-compatible chat with tools, services and knowledge grafted on.",
         lifespan=lifespan,
+        # HTTP request spans joining the caller's traceparent, only with [telemetry] traces.
+        telemetry=fastapi_config(setup_tracing(graft.settings.telemetry)),
     )
     metrics = Metrics()
     app.state.graft = graft
@@ -105,6 +111,7 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(privacy.router)
     app.include_router(approvals.router)
+    app.include_router(cancel.router)  # POST /v1/conversations/{id}/cancel
     app.include_router(sentiment.router)
     app.include_router(knowledge.router)
     app.include_router(uploads.router)
@@ -148,6 +155,7 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
     install_cors(app, graft.settings.cors_origins)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestId)  # outermost: every log line of the request carries its id
     return app
 
 

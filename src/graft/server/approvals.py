@@ -45,7 +45,7 @@ def _json(approval: Approval) -> dict[str, Any]:
 @router.get("", summary="Tool calls waiting for your approval")
 async def list_approvals(graft: CurrentGraft, principal: CurrentPrincipal) -> dict[str, Any]:
     """Your pending approvals, oldest first."""
-    return {"object": "list", "data": [_json(a) for a in graft.approvals.pending(principal)]}
+    return {"object": "list", "data": [_json(a) for a in await graft.approvals.listed(principal)]}
 
 
 @router.post("/{approval_id}", summary="Approve or deny a waiting tool call")
@@ -53,7 +53,7 @@ async def decide(
     approval_id: str, decision: Decision, graft: CurrentGraft, principal: CurrentPrincipal
 ) -> dict[str, Any]:
     """The waiting turn goes on at once: the call runs, or the model hears it was denied."""
-    approval = graft.approvals.decide(
+    approval = await graft.approvals.answer(
         approval_id[:64], principal, decision.approve, decision.reason
     )
     return {**_json(approval), "approved": decision.approve}

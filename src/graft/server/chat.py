@@ -3,18 +3,24 @@
 A request becomes a ``TurnRequest`` and runs through ``run_turn``, like every other entry
 point. Streaming answers start only once the model has produced something: an upstream
 failure before that is a plain JSON error with its status (502, 503, 504), after it a
-terminal ``error`` event followed by ``[DONE]``. Either way the response is complete once the
-turn's last event is out; the turn is stored right after (``graft.store.pending`` makes
-readers of the conversation wait for that).
+terminal ``error`` event followed by ``[DONE]``. A client that goes away cancels the turn
+and its upstream request at once, before the response starts (watched here, streamed or
+not) as after (``EventStream``); the turn is stored as ``interrupted``. Either way the
+response is complete once the turn's last event is out; the turn is stored right after
+(``graft.store.pending`` makes readers of the conversation wait for that).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
 
+import anyio
 from fastapi import APIRouter, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response
+from starlette.types import Receive
 
 from graft.events import NOTES, ErrorEvent, Event, TurnDone, TurnStarted
 from graft.server.body import json_body, parse_json_body
@@ -67,48 +73,81 @@ async def chat_completions(request: Request) -> Response:
     events = graft.run_turn(body.to_turn(), principal)
     if limits is not None:
         events = limits.metered(events)
-    started = await anext(events)  # raises request errors before anything is sent
-    assert isinstance(started, TurnStarted)
-    head: list[Event] = [started]
-    first = await anext(events)
-    while isinstance(first, NOTES):  # what middleware says of the user's message comes first
-        head.append(first)
+    # Until the response starts, a client that goes away cancels the turn (its upstream
+    # request with it); the streamed response watches for that itself from then on.
+    with _cancelled_on_disconnect(request.receive) as watch:
+        started = await anext(events)  # raises request errors before anything is sent
+        assert isinstance(started, TurnStarted)
+        head: list[Event] = [started]
         first = await anext(events)
-    if isinstance(first, ErrorEvent):
-        metrics.observe(body.model, first)
-        done = await anext(events, None)  # TurnDone: the failure counts against its model
-        if done is not None:
-            metrics.observe(body.model, done)
-        await events.aclose()
-        return error_response(first.status, first.message, first.type, first.code)
-    head.append(first)
-    headers = {"x-graft-conversation-id": started.conversation_id}
-    if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        encoder = ChunkEncoder(body.model, include_usage=include_usage)
-        return EventStream(
-            _sse(encoder, head, events, metrics, body.model),
-            headers={**_SSE_HEADERS, **headers},
+        while isinstance(first, NOTES):  # what middleware says of the user's message comes first
+            head.append(first)
+            first = await anext(events)
+        if isinstance(first, ErrorEvent):
+            metrics.observe(body.model, first)
+            done = await anext(events, None)  # TurnDone: the failure counts against its model
+            if done is not None:
+                metrics.observe(body.model, done)
+            await events.aclose()
+            return error_response(first.status, first.message, first.type, first.code)
+        head.append(first)
+        headers = {"x-graft-conversation-id": started.conversation_id}
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            encoder = ChunkEncoder(body.model, include_usage=include_usage)
+            return EventStream(
+                _sse(encoder, head, events, metrics, body.model),
+                headers={**_SSE_HEADERS, **headers},
+                watch=graft.streams.watch(principal, started.conversation_id),
+            )
+        builder = CompletionBuilder(body.model)
+        event: Event
+        for event in head:
+            builder.add(event)
+            metrics.observe(body.model, event)
+        while not isinstance(event, TurnDone):
+            event = await anext(events)
+            builder.add(event)
+            metrics.observe(body.model, event)
+        # The turn is stored once the answer has gone out (graft.store.pending).
+        finish = BackgroundTask(_finish, events, metrics, body.model)
+        if builder.error is not None:
+            error = builder.error
+            response = error_response(error.status, error.message, error.type, error.code)
+            response.background = finish
+            return response
+        return Response(
+            builder.body(), media_type="application/json", headers=headers, background=finish
         )
-    builder = CompletionBuilder(body.model)
-    event: Event
-    for event in head:
-        builder.add(event)
-        metrics.observe(body.model, event)
-    while not isinstance(event, TurnDone):
-        event = await anext(events)
-        builder.add(event)
-        metrics.observe(body.model, event)
-    # The turn is stored once the answer has gone out (graft.store.pending).
-    finish = BackgroundTask(_finish, events, metrics, body.model)
-    if builder.error is not None:
-        error = builder.error
-        response = error_response(error.status, error.message, error.type, error.code)
-        response.background = finish
-        return response
-    return Response(
-        builder.body(), media_type="application/json", headers=headers, background=finish
-    )
+    # The client went away before its answer: the turn was stored as interrupted.
+    assert watch.cancelled_caught
+    await events.aclose()
+    return Response(status_code=499)
+
+
+@contextmanager
+def _cancelled_on_disconnect(receive: Receive) -> Iterator[anyio.CancelScope]:
+    """A cancel scope that the client's going away (``http.disconnect``) cancels."""
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    with anyio.CancelScope() as scope:
+
+        def on_disconnect(task: asyncio.Future[None]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                scope.cancel()
+
+        watcher.add_done_callback(on_disconnect)
+        try:
+            yield scope
+        finally:
+            # The body was read: the next message can only be the disconnect, and a
+            # cancelled wait for it takes nothing from the queue (the stream waits next).
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def _finish(events: AsyncGenerator[Event, None], metrics: Metrics, assistant: str) -> None:

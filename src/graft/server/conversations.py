@@ -81,6 +81,7 @@ async def get_conversation(
                 "id": t.id,
                 "status": t.status,
                 "model": t.model,
+                "route": t.route,
                 "finish_reason": t.finish_reason,
                 "error": t.error,
                 "started_at": t.started_at.isoformat(),

@@ -5,8 +5,9 @@ and a ``receive()`` listener in an anyio task group, for every stream (uvicorn s
 2.3, so it takes that path). The pass-through benchmark found that machinery to be a tenth
 of the CPU of a whole streamed turn. ``EventStream`` keeps the behaviour for less: one plain
 asyncio task waits for ``http.disconnect`` and, if it comes first, cancels an anyio cancel
-scope around the body. Cancelling through a scope (not ``Task.cancel``) matters: the turn
-stores its outcome under a shielded scope, and a scope's cancellation respects the shield.
+scope around the body; so does a cancel request (``graft.streams``, from any worker).
+Cancelling through a scope (not ``Task.cancel``) matters: the turn stores its outcome under
+a shielded scope, and a scope's cancellation respects the shield.
 
 The response ends with the chunk that carries ``data: [DONE]``, before the chunks' iterator
 is exhausted: what the turn does after its last event (storing its result, see
@@ -24,10 +25,17 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from graft.server.encode import END_OF_STREAM
+from graft.streams import StreamWatch
 
 __all__ = ["EventStream"]
 
 log = logging.getLogger(__name__)
+
+_CANCELLED = (
+    b'data: {"error":{"message":"the answer was cancelled","type":"cancelled",'
+    b'"code":"cancelled"}}\n\n' + END_OF_STREAM
+)
+"""The end of a stream stopped by a cancel request (``graft.streams``)."""
 
 
 class EventStream(Response):
@@ -35,8 +43,15 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, chunks: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        headers: Mapping[str, str],
+        watch: StreamWatch | None = None,
+    ) -> None:
         self.chunks = chunks
+        self.watch = watch
+        """Registers the stream so a cancel request (any worker) stops it (``graft.streams``)."""
         self.status_code = 200
         self.background = None
         self.init_headers(headers)
@@ -44,8 +59,14 @@ class EventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream the chunks; an early disconnect cancels the rest, including the turn."""
         watcher = asyncio.ensure_future(_disconnected(receive))
+        ended = stopped = False
         try:
             with anyio.CancelScope() as cancel_scope:
+
+                def on_cancel() -> None:  # a cancel request: the client is still there
+                    nonlocal stopped
+                    stopped = True
+                    cancel_scope.cancel()
 
                 def on_disconnect(task: asyncio.Future[None]) -> None:
                     if not task.cancelled() and task.exception() is None:
@@ -55,7 +76,8 @@ class EventStream(Response):
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
-                ended = False
+                if self.watch is not None:
+                    await self.watch.start(on_cancel)
                 async for chunk in self.chunks:
                     if ended:
                         log.warning("dropped %d bytes sent after the end of a stream", len(chunk))
@@ -68,8 +90,13 @@ class EventStream(Response):
                 if not ended:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 watcher.remove_done_callback(on_disconnect)
+            if stopped and not ended and not watcher.done():  # tell the client, then end
+                await send({"type": "http.response.body", "body": _CANCELLED, "more_body": False})
         finally:
             watcher.cancel()
+            if self.watch is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.watch.stop()
             # Outside the cancelled scope: a stream cut short still runs its cleanup now
             # (the turn is stored as failed) instead of whenever it is garbage-collected.
             aclose = getattr(self.chunks, "aclose", None)

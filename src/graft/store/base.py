@@ -77,7 +77,9 @@ __all__ = [
     "make_title",
 ]
 
-TurnStatus = Literal["running", "done", "failed"]
+TurnStatus = Literal["running", "done", "failed", "interrupted"]
+"""``interrupted``: cut short by its client going away, or by its worker dying (recovered
+at the next start, ``graft.heartbeat``); its partial answer is kept."""
 SentimentBucket = Literal["hour", "day", "week"]
 FeedbackRating = Literal["up", "down"]
 
@@ -334,8 +336,11 @@ class Store(Protocol):
         model: str | None = None,
         route: str | None = None,
         first_token_ms: float | None = None,
+        status: TurnStatus | None = None,
     ) -> None:
         """Store what the turn produced and mark it done (or failed when ``error`` is set).
+
+        ``status`` overrides that: ``interrupted`` for a turn its client left.
 
         ``model`` replaces the one ``begin_turn`` recorded when another answered (a canary's
         fallback); ``route`` and ``first_token_ms`` are kept for per-model reports

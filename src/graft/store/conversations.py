@@ -54,6 +54,7 @@ INSERT_TURN = Prepared(
         "prompt_tokens",
         "completion_tokens",
         "started_at",
+        "worker_id",
     ],
 )
 INSERT_MESSAGES = Prepared(

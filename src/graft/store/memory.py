@@ -39,6 +39,7 @@ from graft.store.base import (
     StoredSession,
     ToolRun,
     TurnInfo,
+    TurnStatus,
     User,
     check_comment,
     check_page,
@@ -167,6 +168,7 @@ class MemoryStore:
         model: str | None = None,
         route: str | None = None,
         first_token_ms: float | None = None,
+        status: TurnStatus | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
 
@@ -185,7 +187,7 @@ class MemoryStore:
             raise NotFound(f"no running turn {turn_id!r}", code="turn_not_found")
         conv.messages.extend(StoredMessage(_copy(m), turn_id, now) for m in messages)
         turn.tool_runs = [dataclasses.replace(run) for run in tool_runs]
-        turn.status = "failed" if error is not None else "done"
+        turn.status = status or ("failed" if error is not None else "done")
         turn.finish_reason = finish_reason
         turn.error = error
         turn.usage = Usage(usage.prompt_tokens, usage.completion_tokens)

@@ -56,6 +56,7 @@ __all__ = [
     "t_tool_runs",
     "t_turns",
     "t_users",
+    "t_workers",
 ]
 
 
@@ -137,7 +138,10 @@ t_turns = Table(
     # How the model was chosen (graft.model_routing): primary, canary or fallback.
     Column("route", String(16), nullable=True),
     Column("first_token_ms", Float(), nullable=True),
+    # The worker running it (graft.heartbeat): a dead worker's running turns are interrupted.
+    Column("worker_id", String(64), nullable=True),
     Index(None, "conversation_id", "started_at"),
+    Index(None, "worker_id"),
     Index(None, "started_at"),  # per-model reports read a window of all turns
 )
 
@@ -350,4 +354,15 @@ t_knowledge_chunks = Table(
     Column("char_end", Integer(), nullable=False),
     Column("embedding", LargeBinary(), nullable=True),  # float32, L2-normalised
     Index(None, "document_id", "position"),
+)
+
+# The running workers (graft.heartbeat): each updates its row's heartbeat every few seconds.
+t_workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer(), nullable=False),
+    Column("started_at", _UTCDateTime(), nullable=False),
+    Column("heartbeat_at", _UTCDateTime(), nullable=False),
 )

@@ -132,6 +132,7 @@ from graft.store.records_sql import RecordsMethods
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
 from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
 from graft.store.turn_citations import encode_citations, seal_citations
+from graft.store.workers import WorkerMethods
 
 __all__ = ["SQLStore", "metadata", "t_conversations", "t_messages", "t_tool_runs", "t_turns"]
 
@@ -147,7 +148,9 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x67726166  # any fixed bigint; serialises concurrent start()s
 
 
-class SQLStore(FeedbackMethods, ModelStatsMethods, RecordsMethods, users.UserMethods):
+class SQLStore(
+    FeedbackMethods, ModelStatsMethods, RecordsMethods, WorkerMethods, users.UserMethods
+):
     """The ``Store`` over a SQLAlchemy URL (``sqlite:///path`` or ``postgresql://...``)."""
 
     def __init__(self, url: str, *, data_keys: DataKeys | KeySource | None = None) -> None:
@@ -187,6 +190,7 @@ class SQLStore(FeedbackMethods, ModelStatsMethods, RecordsMethods, users.UserMet
         self._limiter: anyio.CapacityLimiter | None = None
         self._key_source = data_keys if isinstance(data_keys, KeySource) else None
         self._keys = data_keys if isinstance(data_keys, DataKeys) else None
+        self.worker_id = new_id("worker")  # on its turns, for graft.heartbeat
 
     @property
     def engine(self) -> Engine:
@@ -301,6 +305,7 @@ class SQLStore(FeedbackMethods, ModelStatsMethods, RecordsMethods, users.UserMet
                     "prompt_tokens": 0,
                     "completion_tokens": 0,
                     "started_at": now,
+                    "worker_id": self.worker_id,
                 },
             )
             insert_messages(conn, cid, tid, rows, now)
@@ -322,6 +327,7 @@ class SQLStore(FeedbackMethods, ModelStatsMethods, RecordsMethods, users.UserMet
         model: str | None = None,
         route: str | None = None,
         first_token_ms: float | None = None,
+        status: TurnStatus | None = None,
     ) -> None:
         """Store what a running turn produced and mark it done, or failed if ``error``.
 
@@ -337,6 +343,7 @@ class SQLStore(FeedbackMethods, ModelStatsMethods, RecordsMethods, users.UserMet
             model: The model that answered, if not the one ``begin_turn`` was given.
             route: How the model was chosen (``graft.model_routing``).
             first_token_ms: From the agent loop's start to its first event.
+            status: The final status, instead of ``done``/``failed`` (``interrupted``).
 
         Raises:
             NotFound: No running turn has this id (unknown, finished, or deleted).
@@ -344,7 +351,8 @@ class SQLStore(FeedbackMethods, ModelStatsMethods, RecordsMethods, users.UserMet
         rows = [message_row(m) for m in messages]
         runs = tool_run_rows(turn_id, tool_runs)
         cited = encode_citations(citations)
-        status: TurnStatus = "failed" if error is not None else "done"
+        if status is None:
+            status = "failed" if error is not None else "done"
         keys = self._keys if self._keys is not None and self._keys.encrypting else None
         routing = {"b_model": model, "b_route": route, "b_first_token_ms": first_token_ms}
 
