@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,14 +44,16 @@ from harness import (
     RESULTS,
     Harness,
     Target,
-    cpu_model,
     fmt,
     free_port,
     log,
     median_cells,
     request_body,
+    run_meta,
     short,
+    stop_on_sigterm,
     wait_http,
+    write_result,
 )
 
 # The newest LiteLLM whose `proxy` extra installs from the package index here: later
@@ -168,12 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "gateway_compare",
         "meta": {
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cpus": os.cpu_count(),
-            "cpu": cpu_model(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "elapsed_s": round(time.monotonic() - started, 1),
+            **run_meta(started, load_before),
             "litellm": LITELLM_VERSION,
             "settings": {
                 k: getattr(args, k)
@@ -315,18 +311,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through run()'s finally: subprocesses stop
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     result = run(args)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(report(result))
-    print(f"\nwrote {args.output} ({result['meta']['elapsed_s']} s)")
+    write_result(args.output, result, report(result))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -43,13 +42,15 @@ from harness import (
     RESULTS,
     Harness,
     Target,
-    cpu_model,
     cpu_seconds,
     log,
     open_fds,
     raise_nofile,
     request_body,
     rss_bytes,
+    run_meta,
+    stop_on_sigterm,
+    write_result,
 )
 from stream_probe import percentile, read_response
 
@@ -245,12 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "load",
         "meta": {
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cpus": os.cpu_count(),
-            "cpu": cpu_model(),
-            "loadavg_before": load_before,
-            "loadavg_after": os.getloadavg(),
-            "elapsed_s": round(time.monotonic() - started, 1),
+            **run_meta(started, load_before),
             "rlimit_nofile": nofile,
             "settings": {
                 k: getattr(args, k)
@@ -386,23 +382,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through run()'s finally: subprocesses stop
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.client:
         client_main(args)
         return
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     result = run(args)
     result["meta"]["flat_pct"] = args.flat_pct
     text = report(result)  # also adds result["added_ms"]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(text)
-    print(f"\nwrote {args.output} ({result['meta']['elapsed_s']} s)")
+    write_result(args.output, result, text)
 
 
 if __name__ == "__main__":

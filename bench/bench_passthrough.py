@@ -48,7 +48,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -70,6 +69,8 @@ from harness import (
     median_cells,
     request_body,
     short,
+    stop_on_sigterm,
+    write_result,
 )
 
 # The issue's targets, and LiteLLM's proxy measured on the same kind of 2-core machine.
@@ -630,18 +631,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through run()'s finally: subprocesses stop
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     result = run(args)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(report(result))
-    print(f"\nwrote {args.output} ({result['meta']['elapsed_s']} s)")
+    write_result(args.output, result, report(result))
 
 
 if __name__ == "__main__":

@@ -443,3 +443,32 @@ def cpu_model() -> str | None:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return None
+
+
+def run_meta(started: float, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """What every result's ``meta`` starts with: when, on which CPUs, how loaded, how long."""
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through run()'s finally: subprocesses stop
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so a benchmark's ``finally`` stops its processes."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def write_result(output: Path, result: dict[str, Any], text: str) -> None:
+    """Write ``result`` as JSON to ``output``; print the report ``text`` and where it went."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print(text)
+    print(f"\nwrote {output} ({result['meta']['elapsed_s']} s)")

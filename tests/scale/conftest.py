@@ -21,17 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from sqlalchemy import create_engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from tests.postgres_support import fresh_database
 
 from graft.config import load_settings
 from graft.crypto import KeySource
 from graft.default_plugins.api_key_auth import hash_api_key
 
-POSTGRES_URL = os.environ.get(
-    "GRAFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 REDIS_URL = "redis://127.0.0.1:6379/0"
 START = (
     "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start; "
@@ -63,24 +58,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def scale_database() -> Iterator[str]:
     """A fresh PostgreSQL database for the module, dropped at the end."""
-    admin = create_engine(
-        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
-    name = f"graft_scale_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}\n{START}")
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_database("graft_scale", START) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

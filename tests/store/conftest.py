@@ -9,27 +9,19 @@ tests fail (they never skip): start it with
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from tests.postgres_support import fresh_database
 
 from graft.context import Principal
 from graft.crypto import DataKeys, generate_key
 from graft.messages import Message, Usage
 from graft.store import Store, open_store
 from graft.store.sql import SQLStore
-
-# Read at import: the suite's autouse fixture clears GRAFT_* variables before each test.
-POSTGRES_URL = os.environ.get(
-    "GRAFT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-START_POSTGRES = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 
 POSTGRES = pytest.param("postgresql", marks=pytest.mark.integration)
 
@@ -40,28 +32,8 @@ POSTGRES = pytest.param("postgresql", marks=pytest.mark.integration)
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database on the PostgreSQL server for this session, dropped at the end."""
-    admin = create_engine(
-        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg"),
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
-    name = f"graft_test_{secrets.token_hex(6)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.fail(
-            f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc.orig}\n"
-            f"Start it with: {START_POSTGRES}",
-            pytrace=False,
-        )
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_database("graft_test") as url:
+        yield url
 
 
 def _empty_postgres(url: str) -> None:
