@@ -160,6 +160,21 @@ async def test_concurrency_keeps_the_suite_order(graft: Graft) -> None:
     assert len(finished) == 6 and run.passed == 6
 
 
+async def test_the_model_may_be_an_alias_of_the_registry(
+    graft_factory: Callable[..., Graft],
+) -> None:
+    bad = FunctionModel(lambda request: "no idea", id="test:bad")
+    graft = graft_factory(
+        FunctionModel(answer, id="test:good"), models={"aliases": {"candidate": "test:bad"}}
+    )
+    graft._models[bad.id] = bad
+    async with graft:
+        run = await run_suite(graft, parse_suite(SUITE), model="candidate")
+        with pytest.raises(ConfigError, match="'nope' is no model alias"):
+            await run_suite(graft, parse_suite(SUITE), model="nope")
+    assert run.model == "test:bad" and len(bad.requests) == 2
+
+
 async def test_an_unknown_assistant_or_model_stops_the_run_before_any_case(graft: Graft) -> None:
     suite = parse_suite(SUITE)
     with pytest.raises(ConfigError, match="assistant 'nobody'"):

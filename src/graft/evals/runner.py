@@ -32,6 +32,7 @@ from graft.evals.suite import Case, Judge, JudgeSpec, SentimentIs, Suite
 from graft.evals.transcript import Transcript
 from graft.events import ApprovalRequired
 from graft.identity import principal_of_user
+from graft.model_settings import resolve_model_id
 from graft.turn import TurnRequest
 
 if TYPE_CHECKING:
@@ -165,9 +166,10 @@ async def run_suite(
         raise ConfigError("concurrency must be at least 1")
     name = assistant or suite.assistant or "default"
     chosen = list(suite.cases if cases is None else cases)
-    model_id = await _model_id(graft, name, model or suite.model)
+    wanted = model or suite.model
+    model_id = await _model_id(graft, name, wanted)
     graders = _graders(graft, suite, chosen, judge)
-    runner = _CaseRunner(graft, name, model or suite.model, graders, keep_conversations)
+    runner = _CaseRunner(graft, name, model_id if wanted else None, graders, keep_conversations)
     started_at, started = datetime.now(UTC), time.perf_counter()
     results: list[CaseResult | None] = [None] * len(chosen)
     limiter = anyio.CapacityLimiter(concurrency)
@@ -186,13 +188,18 @@ async def run_suite(
 
 
 async def _model_id(graft: Graft, assistant: str, model: str | None) -> str:
-    """The id of the model the run uses, once it is known to be callable."""
+    """The id of the model the run uses, once it is known to be callable.
+
+    ``model`` may be a model id or an alias, the assistant's own or ``[models.aliases]``
+    (``graft.model_settings``), as in the assistant's own ``model``.
+    """
     try:
         settings = await graft.resolve_assistant(assistant, EVAL_PRINCIPAL)
     except NotFound as exc:
         raise ConfigError(f"assistant {assistant!r}: {exc.message}") from None
     if model is not None:
-        return _callable(graft, model, "model").id
+        resolved = resolve_model_id(model, settings.models, graft.settings.models.aliases)
+        return _callable(graft, resolved, "model").id
     try:
         found = graft.model_for(settings)
     except GraftError as exc:
