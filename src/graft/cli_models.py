@@ -87,14 +87,14 @@ def stats(
         click.echo("no finished turns in that window", err=True)
         return
     click.echo(
-        f"{'assistant':<16} {'model':<28} {'route':<8} {'turns':>6} {'err%':>6} "
+        f"{'assistant':<16} {'model':<28} {'route':<8} {'turns':>6} {'err%':>6} {'intr':>5} "
         f"{'mean ms':>8} {'1st ms':>7} {'tokens':>8} {'up':>4} {'down':>4} {'up%':>5}"
     )
     for row in rows:
         up_rate = "-" if row.up_rate is None else f"{row.up_rate:.0%}"
         click.echo(
             f"{row.assistant[:16]:<16} {row.model[:28]:<28} {row.route or '-':<8} "
-            f"{row.turns:>6} {row.error_rate:>6.1%} {_ms(row.mean_ms):>8} "
+            f"{row.turns:>6} {row.error_rate:>6.1%} {row.interrupted:>5} {_ms(row.mean_ms):>8} "
             f"{_ms(row.mean_first_token_ms):>7} "
             f"{row.prompt_tokens + row.completion_tokens:>8} "
             f"{row.feedback_up:>4} {row.feedback_down:>4} {up_rate:>5}"

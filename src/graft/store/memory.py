@@ -347,7 +347,7 @@ class MemoryStore:
                 conv.info.assistant,
                 turn.model,
                 turn.route,
-                turn.status == "failed",
+                turn.status,
                 turn.usage.prompt_tokens,
                 turn.usage.completion_tokens,
                 turn.duration_ms,

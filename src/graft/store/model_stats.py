@@ -5,7 +5,7 @@ the route it came by (``primary``, ``canary``, ``fallback``) and how soon the mo
 event came (``first_token_ms``); people rate turns (``graft.store.feedback_sql``). A report
 groups a window of finished turns (``started_at`` in ``[since, until)``) by assistant,
 model and route, so a canary's candidate reads beside its baseline: how many turns, how many
-failed, mean and slowest duration, mean time to the first event, tokens, and thumbs up and
+failed, how many were interrupted, mean and slowest duration, mean time to the first event, tokens, and thumbs up and
 down. Running turns are left out. Turns stored before routes were recorded have the route
 ``""``.
 
@@ -51,6 +51,8 @@ class ModelStats:
     """``primary``, ``canary``, ``fallback``, or ``""`` for turns stored before routes."""
     turns: int
     failed: int
+    interrupted: int
+    """Turns whose client went away, or whose worker died, before the answer was done."""
     prompt_tokens: int
     completion_tokens: int
     mean_ms: float | None
@@ -80,6 +82,7 @@ class ModelStats:
             "route": self.route,
             "turns": self.turns,
             "failed": self.failed,
+            "interrupted": self.interrupted,
             "error_rate": round(self.error_rate, 4),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
@@ -99,7 +102,7 @@ class TurnFacts:
     assistant: str
     model: str
     route: str | None
-    failed: bool
+    status: str
     prompt_tokens: int
     completion_tokens: int
     duration_ms: float | None
@@ -126,7 +129,8 @@ def summarize(facts: Iterable[TurnFacts]) -> list[ModelStats]:
         ModelStats(
             *key,
             turns=len(rows),
-            failed=sum(r.failed for r in rows),
+            failed=sum(r.status == "failed" for r in rows),
+            interrupted=sum(r.status == "interrupted" for r in rows),
             prompt_tokens=sum(r.prompt_tokens for r in rows),
             completion_tokens=sum(r.completion_tokens for r in rows),
             mean_ms=_mean([r.duration_ms for r in rows]),
@@ -159,6 +163,7 @@ _REPORT = (
         _ROUTE.label("route"),
         func.count().label("turns"),
         func.sum(case((_T.status == "failed", 1), else_=0)).label("failed"),
+        func.sum(case((_T.status == "interrupted", 1), else_=0)).label("interrupted"),
         func.sum(_T.prompt_tokens).label("prompt_tokens"),
         func.sum(_T.completion_tokens).label("completion_tokens"),
         func.avg(_T.duration_ms).label("mean_ms"),
@@ -207,6 +212,7 @@ def model_stats(
             route=row.route,
             turns=int(row.turns),
             failed=int(row.failed or 0),
+            interrupted=int(row.interrupted or 0),
             prompt_tokens=int(row.prompt_tokens or 0),
             completion_tokens=int(row.completion_tokens or 0),
             mean_ms=_float(row.mean_ms),
