@@ -5,9 +5,9 @@ the route it came by (``primary``, ``canary``, ``fallback``) and how soon the mo
 event came (``first_token_ms``); people rate turns (``graft.store.feedback_sql``). A report
 groups a window of finished turns (``started_at`` in ``[since, until)``) by assistant,
 model and route, so a canary's candidate reads beside its baseline: how many turns, how many
-failed, how many were interrupted, mean and slowest duration, mean time to the first event, tokens, and thumbs up and
-down. Running turns are left out. Turns stored before routes were recorded have the route
-``""``.
+failed, how many were interrupted, mean and slowest duration, mean time to the first event,
+tokens, and thumbs up and down. Running turns are left out. Turns stored before routes were
+recorded have the route ``""``.
 
 The SQL runs as one aggregate query (``model_stats``); the in-memory store sums the same
 rows in Python (``summarize``), so both answer alike. ``ModelStatsMethods`` is the part of
