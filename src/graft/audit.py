@@ -278,6 +278,20 @@ async def _append(store: Store, event: AuditEvent) -> AuditRecord | None:
         return None
 
 
+async def record_ok(
+    store: Store,
+    action: str,
+    principal: Principal,
+    target: str,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Record that ``principal`` did ``action`` (``user.create``...) to ``target``."""
+    event = AuditEvent(
+        action, principal.user_id, principal.tenant, target, "ok", dict(details or {})
+    )
+    await record(store, event)
+
+
 async def record_denied(
     store: Store, principal: Principal, target: str, reason: str | GraftError
 ) -> None:

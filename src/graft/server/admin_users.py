@@ -28,11 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 
 from graft import audit
-from graft.context import Principal
 from graft.errors import InvalidRequest
 from graft.identity import ROLES, check_roles
 from graft.policy import ADMIN_ROLE
-from graft.runtime import Graft
 from graft.secrets import mask_secrets
 from graft.server.admin import METHODS, admin_request
 from graft.server.body import parse_json_body
@@ -90,13 +88,6 @@ def _groups(names: list[str]) -> list[str]:
     return groups
 
 
-async def _record(
-    graft: Graft, principal: Principal, action: str, target: str, details: dict[str, Any]
-) -> None:
-    event = audit.AuditEvent(action, principal.user_id, principal.tenant, target, "ok", details)
-    await audit.record(graft.store, event)
-
-
 @router.api_route("/users", methods=METHODS)
 async def users(request: Request) -> Any:
     """``GET``: the tenant's users by name; ``POST``: add one (201)."""
@@ -113,7 +104,7 @@ async def users(request: Request) -> Any:
         groups=_groups(body.groups),
     )
     details = {"roles": list(user.roles), "groups": list(user.groups)}
-    await _record(graft, principal, "user.create", user.name, details)
+    await audit.record_ok(graft.store, "user.create", principal, user.name, details)
     return JSONResponse(_user_json(user), status_code=201)
 
 
@@ -145,11 +136,13 @@ async def user(request: Request, name: str) -> dict[str, Any]:
         updated = await graft.store.set_user_groups(principal.tenant, name, groups)
         details["groups"], before["groups"] = groups, list(found.groups)
     if details:
-        await _record(graft, principal, "user.update", name, {**details, "before": before})
+        await audit.record_ok(
+            graft.store, "user.update", principal, name, {**details, "before": before}
+        )
     if change.disabled is not None and change.disabled == found.active:
         updated = await graft.store.set_user_disabled(principal.tenant, name, change.disabled)
         verb = "disable" if change.disabled else "enable"
-        await _record(graft, principal, f"user.{verb}", name, {})
+        await audit.record_ok(graft.store, f"user.{verb}", principal, name)
     return _user_json(updated)
 
 

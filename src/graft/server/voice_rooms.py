@@ -28,6 +28,7 @@ from fastapi import APIRouter, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse, Response
 
+from graft import audit
 from graft.config import DEFAULT_ASSISTANT
 from graft.context import Principal
 from graft.errors import Conflict, InvalidRequest, NotFound
@@ -41,7 +42,6 @@ from graft.server.voice_rtc import (
     authorize,
     end_details,
     over_max_calls,
-    record_ok,
     unavailable,
 )
 from graft.voice import VOICE_EXTRA_HINT
@@ -226,7 +226,7 @@ async def join_room(
         "assistant": seated.assistant,
         "created": created,
     }
-    await record_ok(graft.store, "voice_room.join", principal, room, details)
+    await audit.record_ok(graft.store, "voice_room.join", principal, room, details)
     return JSONResponse(
         {
             "sdp": answer,
@@ -263,7 +263,7 @@ def _left(app: FastAPI) -> Callable[[Participant], Awaitable[None]]:
             **end_details(participant),
         }
         store = participant.graft.store
-        await record_ok(store, "voice_room.leave", participant.principal, room.name, details)
+        await audit.record_ok(store, "voice_room.leave", participant.principal, room.name, details)
 
     return left
 

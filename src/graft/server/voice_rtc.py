@@ -19,7 +19,7 @@ aiortc is imported only when a call is made: without the ``voice`` extra the rou
 A room's join (``graft.server.voice_rooms``) is a call of another kind, and shares what is
 the same: the assistant check (``authorize``), the count against ``voice.max_calls``
 (``over_max_calls``), answering the offer (``answer_offer``) and the audit records
-(``record_ok``, ``end_details``).
+(``graft.audit.record_ok``, ``end_details``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from graft.voice import VOICE_EXTRA_HINT, VoiceUnavailable
 
 if TYPE_CHECKING:
     from graft.runtime import Graft
-    from graft.store.base import Store
     from graft.voice.rtc import RtcCall, RtcPeer
 
 __all__ = [
@@ -57,7 +56,6 @@ __all__ = [
     "end_details",
     "hang_up_all",
     "over_max_calls",
-    "record_ok",
     "router",
     "unavailable",
 ]
@@ -203,14 +201,6 @@ def end_details(peer: RtcPeer) -> dict[str, Any]:
     }
 
 
-async def record_ok(
-    store: Store, action: str, principal: Principal, target: str, details: dict[str, Any]
-) -> None:
-    """Record that ``principal`` did ``action`` (``voice_call.start``...) to ``target``."""
-    event = audit.AuditEvent(action, principal.user_id, principal.tenant, target, "ok", details)
-    await audit.record(store, event)
-
-
 @router.post(
     "",
     status_code=201,
@@ -254,7 +244,7 @@ async def start_call(
         return answer  # no voice extra
     calls.active[call.call_id] = call
     details = {"assistant": body.assistant, "conversation_id": body.conversation_id}
-    await record_ok(graft.store, "voice_call.start", principal, call.call_id, details)
+    await audit.record_ok(graft.store, "voice_call.start", principal, call.call_id, details)
     return JSONResponse({"sdp": answer, "type": "answer", "call_id": call.call_id}, 201)
 
 
@@ -265,7 +255,9 @@ def _ended(app: FastAPI) -> Callable[[RtcCall], Awaitable[None]]:
         if calls_of(app).active.pop(call.call_id, None) is None:
             return  # never answered: no call started
         details = {"assistant": call.assistant, **end_details(call)}
-        await record_ok(call.graft.store, "voice_call.end", call.principal, call.call_id, details)
+        await audit.record_ok(
+            call.graft.store, "voice_call.end", call.principal, call.call_id, details
+        )
 
     return ended
 
