@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -25,7 +26,15 @@ from graft.identity import ROLES
 if TYPE_CHECKING:
     from graft.store import Store
 
-__all__ = ["async_command", "opened_store", "operator", "run", "settings_of", "time_window"]
+__all__ = [
+    "async_command",
+    "opened_store",
+    "operator",
+    "run",
+    "settings_of",
+    "time_window",
+    "write_private",
+]
 
 T = TypeVar("T")
 
@@ -114,3 +123,11 @@ def async_command(func: Callable[..., Awaitable[None]]) -> Callable[..., None]:
         run(func(*args, **kwargs))  # type: ignore[arg-type]
 
     return wrapper
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (exports hold people's chats)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)  # an existing file keeps its mode otherwise
+        file.write(text)

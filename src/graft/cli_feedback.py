@@ -16,7 +16,6 @@ owner only: they hold people's chats.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -29,7 +28,14 @@ import click
 
 from graft import audit
 from graft.agent import UNTRUSTED_NOTICE
-from graft.cli_common import async_command, opened_store, operator, settings_of, time_window
+from graft.cli_common import (
+    async_command,
+    opened_store,
+    operator,
+    settings_of,
+    time_window,
+    write_private,
+)
 from graft.errors import ConfigError, UnknownAssistant
 from graft.feedback_cases import SUITE_NAME, eval_cases
 from graft.feedback_export import (
@@ -104,14 +110,6 @@ def _summary(wrote: str, out: Path | None, skipped: Counter[str]) -> str:
     total = sum(skipped.values())
     left = f"; skipped {total}: {_reasons(skipped)}" if total else "; skipped none"
     return f"wrote {wrote}{where}{left}"
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, readable by its owner only: it is people's chats."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8") as file:
-        os.fchmod(file.fileno(), 0o600)  # an existing file keeps its mode otherwise
-        file.write(text)
 
 
 async def _recorded(store: Store, action: str, tenant: str, details: dict[str, Any]) -> None:
@@ -241,7 +239,7 @@ async def feedback_export(
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        _write_private(out, text)
+        write_private(out, text)
     click.echo(_summary(f"{len(made.rows)} {fmt} row(s)", out, skipped), err=True)
 
 
@@ -316,7 +314,7 @@ async def from_feedback(
             **_window(filters),
         }
         await _recorded(store, "feedback.eval_cases", tenant, details)
-    _write_private(out, cases.text)
+    write_private(out, cases.text)
     click.echo(_summary(f"{cases.count} eval case(s)", out, skipped), err=True)
     click.echo(f"review {out} before you use it: each case's `expect` is a stub", err=True)
 

@@ -13,14 +13,13 @@ happened all the same).
 from __future__ import annotations
 
 import json
-import os
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import click
 
 from graft import audit
-from graft.cli_common import async_command, opened_store, operator, settings_of
+from graft.cli_common import async_command, opened_store, operator, settings_of, write_private
 from graft.config import Settings
 from graft.retention import purge_expired, retention_configured
 from graft.store import Store
@@ -32,14 +31,6 @@ _TENANT = click.option("--tenant", default="default", show_default=True, help="T
 
 def _store(settings: Settings) -> AbstractAsyncContextManager[Store]:
     return opened_store(settings, if_memory="it holds nothing outside a running process")
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, readable by its owner only: it is someone's chats."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(fd, "w", encoding="utf-8") as file:
-        os.fchmod(file.fileno(), 0o600)  # an existing file keeps its mode otherwise
-        file.write(text)
 
 
 @click.group()
@@ -78,7 +69,7 @@ async def export(ctx: click.Context, user: str, tenant: str, output: Path | None
     if output is None:
         click.echo(text)
     else:
-        _write_private(output, text + "\n")
+        write_private(output, text + "\n")
     where = f" to {output}" if output is not None else ""
     click.echo(
         f"exported {count} conversation(s) of {user!r} in tenant {tenant!r}{where}", err=True
