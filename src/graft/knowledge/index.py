@@ -23,9 +23,13 @@ the rarer bigrams up. Latin text is tokenized by ``unicode61`` as usual.
 
 The full-text tables are derived from the chunks and made when the index starts: FTS5 on
 SQLite, a ``tsvector`` table with a GIN index on PostgreSQL (the ``simple`` configuration
-over the same spelling, so Chinese works there too). The vectors are compared in memory,
-over the candidates the access filter let through, which suits the embedded default up to
-some 10^5 chunks; pgvector, for more, is not in the Debian release graft is tested on.
+over the same spelling, so Chinese works there too). On SQLite the vectors are compared in
+memory, over the candidates the access filter let through, which suits the embedded default
+up to some 10^5 chunks. On PostgreSQL with pgvector the ranking by meaning runs in the
+database instead, with the same access filter and the same order, near exact once HNSW takes
+over (``graft.knowledge.pgvector``: a derived ``knowledge_vec`` table with an HNSW index per
+dimension); a PostgreSQL without the extension, and without the right to create it, ranks
+in memory as SQLite does, and says so once in the log when the index starts.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from graft.context import Principal
 from graft.errors import ConfigError
+from graft.knowledge import pgvector
 
 if TYPE_CHECKING:  # numpy loads with the first document, not with every graft process
     import numpy as np
@@ -88,6 +93,8 @@ _FTS = table("knowledge_fts", column("rowid"), column("body"))
 """The FTS5 table (SQLite): ``rowid`` is the chunk's id, ``body`` its text as indexed."""
 _TSV = table("knowledge_tsv", column("chunk_id"), column("body"))
 """The full-text table on PostgreSQL: a ``tsvector`` per chunk, with a GIN index."""
+_VEC = table("knowledge_vec", column("chunk_id"))
+"""pgvector's table (PostgreSQL with the extension): a chunk's embedding as a ``vector``."""
 
 d = t_knowledge_documents
 r = t_knowledge_readers
@@ -219,9 +226,13 @@ class KnowledgeIndex:
         self.fts = engine.dialect.name == "sqlite"
         if not self.fts and engine.dialect.name != "postgresql":
             raise ConfigError(f"documents need SQLite or PostgreSQL, not {engine.dialect.name}")
+        self.vectors = False
+        """Whether meaning is ranked in the database (PostgreSQL with pgvector; see start)."""
+        self._vector_dims: set[int] = set()
+        self._iterative = False
 
     def start(self) -> None:
-        """Make the full-text table if it is missing, and fill it from the chunks."""
+        """Make the derived tables (full text; pgvector's) if missing, filled from the chunks."""
         with self.engine.begin() as conn:
             if self.fts:
                 probe = "SELECT 1 FROM sqlite_master WHERE name = 'knowledge_fts'"
@@ -239,6 +250,11 @@ class KnowledgeIndex:
                     conn.execute(text(statement))
                 rows = conn.execute(select(c.c.id, c.c.heading, c.c.text)).all()
                 self._index_fts(conn, [(row.id, f"{row.heading}\n{row.text}") for row in rows])
+        version = None if self.fts else pgvector.enable(self.engine)
+        if version is not None:
+            with self.engine.begin() as conn:
+                self._vector_dims = pgvector.start(conn)
+            self.vectors, self._iterative = True, version >= (0, 8)
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -287,8 +303,10 @@ class KnowledgeIndex:
                     [{"document_id": document_id, "kind": k, "name": n} for k, n in names],
                 )
             ids: list[tuple[int, str]] = []
+            vectors: list[tuple[int, bytes]] = []
             for position, chunk in enumerate(chunks):
                 vector = None if embeddings is None else embeddings[position]
+                blob = None if vector is None else np.asarray(vector, dtype=np.float32).tobytes()
                 row_id = conn.execute(
                     insert(c).values(
                         document_id=document_id,
@@ -298,14 +316,16 @@ class KnowledgeIndex:
                         page=chunk.page,
                         char_start=chunk.char_start,
                         char_end=chunk.char_end,
-                        embedding=None
-                        if vector is None
-                        else np.asarray(vector, dtype=np.float32).tobytes(),
+                        embedding=blob,
                     )
                 ).inserted_primary_key
                 assert row_id is not None
                 ids.append((int(row_id[0]), f"{chunk.heading}\n{chunk.text}"))
+                if blob is not None:
+                    vectors.append((int(row_id[0]), blob))
             self._index_fts(conn, ids)
+            if self.vectors:
+                pgvector.store(conn, vectors, self._vector_dims)
         return document_id
 
     def remove(self, tenant: str, collection: str, sources: Iterable[str]) -> int:
@@ -325,6 +345,8 @@ class KnowledgeIndex:
             conn.execute(delete(_FTS).where(_FTS.c.rowid.in_(chunk_ids)))
         else:
             conn.execute(delete(_TSV).where(_TSV.c.chunk_id.in_(chunk_ids)))
+            if self.vectors:
+                conn.execute(delete(_VEC).where(_VEC.c.chunk_id.in_(chunk_ids)))
         # Explicit deletes: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
         conn.execute(delete(c).where(c.c.document_id.in_(ids)))
         conn.execute(delete(r).where(r.c.document_id.in_(ids)))
@@ -436,7 +458,11 @@ class KnowledgeIndex:
         candidates = select(c.c.id).join(d, d.c.id == c.c.document_id).where(allowed)
         with self.engine.connect() as conn:
             ranked = [self._words(conn, query, candidates)]
-            if vector is not None:
+            if vector is not None and self.vectors:
+                ranked.append(
+                    pgvector.rank(conn, vector, allowed, _CANDIDATES, iterative=self._iterative)
+                )
+            elif vector is not None:
                 ranked.append(self._meaning(conn, vector, allowed))
             scores: dict[int, float] = {}
             for ranking in ranked:
