@@ -18,15 +18,16 @@ SQLite lets one connection write at a time, so all of a store's write transactio
 writer (``SQLiteWriter``), each starting with ``BEGIN IMMEDIATE``. Concurrent writers then
 wait in line in Python, where waiting costs nothing, instead of each holding a worker thread
 and a connection while it sleeps and polls in SQLite's busy handler for the write lock (at
-50 concurrent turns that was most of the process's time, and a p99 above a second). A small
-write that finds the writer idle runs at once on the event loop (cheaper than two thread
-wake-ups, and never waiting: if another process holds the lock it is queued instead); the
-others run in arrival order in the writer's thread, where writes that queued up together
-share one commit, with a savepoint each so that every caller still gets the outcome of its
-own transaction. A write returns only once it is committed, so the user's message is stored
-before the model is called. Reads run in worker threads on pooled connections beside the
-writer: WAL readers neither wait for the writer nor block it. An in-memory database exists
-once per connection, so there every transaction goes through the writer.
+50 concurrent turns that was most of the process's time, and a p99 above a second). Small
+writes that find the writer idle run on the event loop (cheaper than two thread wake-ups,
+and never waiting: if another process holds the lock they are queued instead), those of one
+turn of the loop in one transaction; the others run in arrival order in the writer's thread,
+where writes that queued up together share one commit too. Every caller still gets the
+outcome of its own transaction (a savepoint each when one of them fails). A write returns
+only once it is committed, so the user's message is stored before the model is called.
+Reads run in worker threads on pooled connections beside the writer: WAL readers neither
+wait for the writer nor block it. An in-memory database exists once per connection, so
+there every transaction goes through the writer.
 
 PostgreSQL is reached with ``postgresql://`` URLs through psycopg 3 (the ``postgres``
 extra). Its transactions run in worker threads, at most ``POOL_SIZE`` at once (a limiter of
@@ -130,7 +131,7 @@ from graft.store.feedback_sql import FeedbackMethods
 from graft.store.model_stats import ModelStatsMethods
 from graft.store.records_sql import RecordsMethods
 from graft.store.schema import metadata, t_conversations, t_messages, t_tool_runs, t_turns
-from graft.store.sqlite import INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
+from graft.store.sqlite import FINISH_LINGER, INLINE_MAX_BYTES, SQLiteWriter, on_sqlite_connect
 from graft.store.turn_citations import encode_citations, seal_citations
 from graft.store.workers import WorkerMethods
 
@@ -391,7 +392,7 @@ class SQLStore(
 
         size = payload_size(rows) + sum(len(r.arguments) + len(r.result) for r in tool_runs)
         size += len(cited or "")
-        await self._write(work, size=size)
+        await self._write(work, size=size, linger=FINISH_LINGER)
 
     async def load_history(self, conversation_id: str, principal: Principal) -> list[Message]:
         """Every message of the principal's conversation, oldest first.
@@ -650,15 +651,22 @@ class SQLStore(
         return Reencrypted(found, scrubbed)
 
     async def _write(
-        self, fn: Callable[[Connection], T], *, alone: bool = False, size: int = 0
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        alone: bool = False,
+        size: int = 0,
+        linger: float = 0.0,
     ) -> T:
         """Run ``fn`` in a write transaction: SQLite's writer, or a worker thread.
 
         ``size`` is about how many characters the transaction stores: SQLite's writer runs
-        small ones at once on the event loop when it is idle (see ``SQLiteWriter``).
+        small ones on the event loop when it is idle, committing those that arrive together
+        in one transaction; ``linger`` lets one wait that long for others (``SQLiteWriter``).
         """
         if self._writer is not None:
-            return await self._writer.run(fn, alone=alone, inline=size <= INLINE_MAX_BYTES)
+            inline = size <= INLINE_MAX_BYTES
+            return await self._writer.run(fn, alone=alone, inline=inline, linger=linger)
         return await self._in_thread(fn)
 
     async def _read(self, fn: Callable[[Connection], T]) -> T:

@@ -5,17 +5,21 @@ SQLite's busy handler (the benchmark found 50 concurrent turns spending most of 
 there, with a p99 over a second), so every write transaction of a store goes through one
 ``SQLiteWriter`` that owns one connection.
 
-A small write with nothing queued before it runs at once on the event loop: a turn's
-transactions take a tenth of a millisecond or two, less than handing them to a thread and
-back (on the two-core VM graft is benchmarked on, those two thread wake-ups cost more than
-the transaction, and made half of what storing a turn cost). It never waits there: the
+Small writes run on the event loop, not in a thread: a turn's transactions take a tenth of
+a millisecond or two, less than handing them to a thread and back (on the two-core VM graft
+is benchmarked on, those two thread wake-ups cost more than the transaction, and made half
+of what storing a turn cost). The writes that arrive during one turn of the event loop are
+committed together at the start of its next turn (``SQLiteWriter.run``): under load, the
+turns that became ready together share one commit, which is most of a small transaction's
+cost. A finished turn's write may also wait up to ``FINISH_LINGER`` for company, so that
+the next turn's first write takes it along. Writes never wait for a lock there: the
 connection's busy timeout is zero, so if another process holds the write lock, the write
 goes to the queue instead, and the connection does not checkpoint the WAL on commit (a
 checkpoint syncs the file to disk); every ``CHECKPOINT_EVERY`` transactions the writer's
-thread checkpoints it, between two writes. Everything else (large writes, migrations, writes that
-arrive while others wait) goes to the writer's thread, which runs them in arrival order with
-the busy timeout, committing jobs that queued up together. Reads keep using pooled
-connections in worker threads (WAL lets them run beside the writer).
+thread checkpoints it, between two writes. Everything else (large writes, migrations, writes
+that arrive while others wait in the queue) goes to the writer's thread, which runs them in
+arrival order with the busy timeout, committing jobs that queued up together. Reads keep
+using pooled connections in worker threads (WAL lets them run beside the writer).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 __all__ = [
     "CHECKPOINT_EVERY",
+    "FINISH_LINGER",
     "INLINE_MAX_BYTES",
     "SQLITE_BUSY_TIMEOUT_MS",
     "WRITER_CONNECTION",
@@ -65,6 +70,13 @@ INLINE_MAX_BYTES = 64 * 1024
 """Writes whose payload is larger than this always go to the writer's thread."""
 
 CHECKPOINT_EVERY = 256
+
+FINISH_LINGER = 0.002
+"""How long a finished turn's write may wait for another write to commit with (seconds).
+
+The answer has gone out by then and readers of its conversation wait for it
+(``graft.store.pending``): under load, the next turn's first write (which commits before
+its model is called) takes it along, so a turn costs one commit instead of two."""
 """The writer's thread checkpoints the WAL after this many transactions."""
 
 WRITER_CONNECTION = "graft_writer"
@@ -74,20 +86,22 @@ WRITER_CONNECTION = "graft_writer"
 class SQLiteWriter:
     """One connection, used by one writer at a time, for a SQLite store's write transactions.
 
-    ``run`` runs a small job at once on the calling event loop when nothing else is queued
-    and the database is not locked by another process (see the module docstring); any other
-    job is queued for the writer's thread, which runs jobs in arrival order and settles each
-    caller's future on its own loop once the job's transaction is over. A job alone in the
-    queue gets a ``BEGIN IMMEDIATE`` transaction of its own. Jobs that queued up while the
-    writer was busy (up to ``WRITER_BATCH``) are committed together, in one transaction with
-    a savepoint per job: a job that raises rolls back to its savepoint (nothing of it is
-    stored) and its caller gets the exception, while the jobs around it commit, exactly as
-    if each had had its own transaction, run in the same order. One commit instead of many
-    is what makes it worth it: a commit writes the changed pages to the WAL. If the shared
-    transaction itself fails (its commit, or an error that ended it under a savepoint),
-    nothing of it is stored and each of its jobs runs again alone, so every caller still
-    gets what its own transaction gives. The thread starts with the first queued job and
-    ends at ``stop()``; a later job starts a new one.
+    ``run`` holds a small job for the calling event loop's next turn (or up to its
+    ``linger``) when nothing is queued for the thread, then commits the jobs held together
+    there, unless another process holds the database's lock (see the module docstring); any
+    other job is queued for the writer's thread, which runs jobs in arrival order and settles
+    each caller's future on its own loop once the job's transaction is over. A job alone
+    gets a ``BEGIN IMMEDIATE`` transaction of its own; jobs taken together (up to
+    ``WRITER_BATCH`` from the queue) share one. If one of them raises, that transaction is
+    rolled back and they run again with a savepoint per job: the failing job rolls back to
+    its savepoint (nothing of it is stored) and its caller gets the exception, while the jobs
+    around it commit, exactly as if each had had its own transaction, run in the same order.
+    One commit instead of many is what makes it worth it: a commit writes the changed pages
+    to the WAL. If the shared transaction itself fails (its commit, or an error that ended
+    it under a savepoint), nothing of it is stored and each of its jobs runs again alone, so
+    every caller still gets what its own transaction gives. A job may therefore run more
+    than once, and must do the same each time. The thread starts with the first queued job
+    and ends at ``stop()``; a later job starts a new one.
     """
 
     def __init__(self, engine: Engine, *, checkpoint: bool = True) -> None:
@@ -107,9 +121,19 @@ class SQLiteWriter:
         self._queued = 0  # jobs queued or running in the thread (changed under _lock)
         self._checkpoint = checkpoint
         self._since_checkpoint = 0
+        # Inline jobs waiting for the flush on their loop (only ever touched on that loop).
+        self._held: list[_Job] = []
+        self._held_loop: asyncio.AbstractEventLoop | None = None
+        self._flush_soon = False
+        self._timer: asyncio.TimerHandle | None = None
 
     async def run(
-        self, fn: Callable[[Connection], T], *, alone: bool = False, inline: bool = True
+        self,
+        fn: Callable[[Connection], T],
+        *,
+        alone: bool = False,
+        inline: bool = True,
+        linger: float = 0.0,
     ) -> T:
         """Run ``fn`` in a write transaction; return once the transaction is over.
 
@@ -119,29 +143,65 @@ class SQLiteWriter:
                 run in the writer's thread.
             inline: Whether ``fn`` is small enough to run on the event loop when the
                 writer is idle.
+            linger: For an inline job, how long it may wait for another job to commit
+                with (seconds); 0: at the event loop's next turn.
 
         Like ``anyio.to_thread.run_sync``, a caller cancelled before the call runs nothing,
         and one cancelled after still waits for its job, so a transaction never outlives the
         call that asked for it.
         """
         await anyio.lowlevel.checkpoint_if_cancelled()
-        if inline and not alone and not self._queued and self._using.acquire(blocking=False):
-            try:
-                outcome = self._inline(fn)
-            finally:
-                self._using.release()
-            if outcome is not None:
-                self._committed()
-                if outcome.error is not None:
-                    raise outcome.error
-                result: T = outcome.result
-                return result
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._enqueue(_Job(fn, loop, future, alone))
+        job = _Job(fn, loop, future, alone)
+        if inline and not alone and not self._queued and self._held_loop in (None, loop):
+            self._hold(job, linger)
+        else:
+            self._enqueue(job)
         with anyio.CancelScope(shield=True):
             result = await future
         return result
+
+    def _hold(self, job: _Job, linger: float) -> None:
+        """Keep an inline job for the flush at the loop's next turn, or after ``linger``."""
+        assert job.loop is not None
+        self._held.append(job)
+        self._held_loop = job.loop
+        if linger <= 0:
+            if not self._flush_soon:
+                self._flush_soon = True
+                job.loop.call_soon(self._flush)
+        elif self._timer is None and not self._flush_soon:
+            self._timer = job.loop.call_later(linger, self._flush)
+
+    def _flush(self) -> None:
+        """Commit the held jobs together on the event loop (see the module docstring)."""
+        jobs, self._held, self._held_loop = self._held, [], None
+        self._flush_soon = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not jobs:
+            return
+        # Queued jobs came first and the thread has them: these go behind them.
+        if self._queued or not self._using.acquire(blocking=False):
+            for job in jobs:
+                self._enqueue(job)
+            return
+        try:
+            outcomes = self._together(jobs, inline=True)
+        finally:
+            self._using.release()
+        busy: list[_Job] = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome.error, OperationalError) and _is_busy(outcome.error):
+                busy.append(job)  # another process holds the lock: the thread waits for it
+            elif job.future is not None:
+                _settle([(job.future, outcome)])
+        for job in busy:
+            self._enqueue(job)
+        if len(busy) < len(jobs):
+            self._committed()
 
     def _enqueue(self, job: _Job) -> None:
         with self._lock:
@@ -154,7 +214,8 @@ class SQLiteWriter:
             self._jobs.put(job)
 
     async def stop(self) -> None:
-        """Let the queued jobs finish, then end the thread and close its connection."""
+        """Let the held and queued jobs finish, then end the thread and close its connection."""
+        self._flush()
         with self._lock:
             thread, self._thread = self._thread, None
             if thread is not None:
@@ -163,13 +224,6 @@ class SQLiteWriter:
             await anyio.to_thread.run_sync(thread.join)
         with self._using:
             self._disconnect()
-
-    def _inline(self, fn: Callable[[Connection], T]) -> _Outcome | None:
-        """Run ``fn`` now, or return ``None`` if another process holds the write lock."""
-        outcome = self._transaction(fn)
-        if isinstance(outcome.error, OperationalError) and _is_busy(outcome.error):
-            return None  # queue it: the thread waits for the lock, the loop must not
-        return outcome
 
     def _main(self) -> None:
         held: list[_Job | None] = []  # taken from the queue, for the next round
@@ -203,7 +257,7 @@ class SQLiteWriter:
             return [_Outcome(None, None)]
         self._wait_for_lock(True)
         try:
-            return self._together(batch) if batch[1:] else [self._transaction(batch[0].fn)]
+            return self._together(batch)
         finally:
             self._wait_for_lock(False)
 
@@ -218,7 +272,40 @@ class SQLiteWriter:
                 self._disconnect()  # a failed commit can leave the transaction open
             return _Outcome(None, exc)
 
-    def _together(self, batch: list[_Job]) -> list[_Outcome]:
+    def _together(self, batch: list[_Job], *, inline: bool = False) -> list[_Outcome]:
+        """Run ``batch`` in one transaction; each job gets what its own transaction would.
+
+        All jobs run, then one commit. If a job raises, the transaction is rolled back and
+        run again with a savepoint per job (``_with_savepoints``): the failing job's work
+        is undone alone. If the shared commit fails, each job runs again alone. ``inline``:
+        on the event loop, where a lock held by another process ends the attempt at once.
+        """
+        if not batch[1:]:
+            return [self._transaction(batch[0].fn)]
+        try:
+            conn = self._connection()
+            transaction = conn.begin()
+        except BaseException as exc:  # noqa: BLE001 - every caller gets it
+            if not (isinstance(exc, OperationalError) and _is_busy(exc)):
+                self._disconnect()
+            elif not inline:
+                return [self._transaction(job.fn) for job in batch]
+            return [_Outcome(None, exc)] * len(batch)
+        results: list[Any] = []
+        try:
+            for job in batch:
+                results.append(job.fn(conn))
+        except BaseException:  # noqa: BLE001 - the savepoints below give each its outcome
+            transaction.rollback()
+            return self._with_savepoints(batch)
+        try:
+            transaction.commit()
+        except BaseException:  # noqa: BLE001 - each job gets its own outcome below
+            self._disconnect()
+            return [self._transaction(job.fn) for job in batch]
+        return [_Outcome(result, None) for result in results]
+
+    def _with_savepoints(self, batch: list[_Job]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
         try:
             conn = self._connection()
