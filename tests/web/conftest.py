@@ -346,9 +346,14 @@ def sign_in(page: Page, site: Site, key: str | None = None) -> None:
 
 
 def ask(page: Page, text: str) -> None:
-    """Type ``text`` into the composer and send it with Enter."""
+    """Type ``text`` into the composer and send it with Enter, once sending is possible.
+
+    The composer shows before the page has loaded what sending needs (the assistants): an
+    Enter pressed before then is ignored, as the disabled Send button says.
+    """
     composer = page.get_by_test_id("composer")
     composer.fill(text)
+    expect(page.get_by_test_id("send")).to_be_enabled()
     composer.press("Enter")
 
 

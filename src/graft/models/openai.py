@@ -6,8 +6,10 @@ OpenAI, DeepSeek, Qwen through DashScope's compatible mode, vLLM, Ollama: anythi
 It speaks HTTP through one ``aiohttp.ClientSession`` per model (a keep-alive pool of up to 256
 connections) rather than the openai SDK, because this is graft's hot path: a streamed answer
 passes through here chunk by chunk, so the stream is parsed lean (bytes split into lines as
-they arrive, one ``json.loads`` per event, one object per read of the body: the text of
-events that arrived together goes on as one piece).
+they arrive, one JSON parse per event, one object per read of the body: the text of
+events that arrived together goes on as one piece). JSON is read and written by
+pydantic-core (``from_json``, ``to_json``, already graft's through pydantic), three to seven
+times faster than the standard library's ``json`` on these bodies.
 
 aiohttp rather than httpx for what the client costs, measured on 2 cores against
 ``bench/fake_upstream.py`` (this provider alone, plain asyncio): with httpx 0.28 a request took
@@ -44,6 +46,7 @@ from typing import Any, Final, Literal
 
 import aiohttp
 import httpx
+from pydantic_core import from_json, to_json
 from yarl import URL
 
 from graft.config import ProviderSettings, split_model_id
@@ -192,7 +195,7 @@ class OpenAIModel:
         finally:
             response.release()
         try:
-            data = json.loads(raw)
+            data = from_json(raw)
         except ValueError as exc:
             raise ModelError(f"upstream {self.upstream!r} answered invalid JSON: {exc}") from None
         parser = _ResponseParser(self.upstream)
@@ -227,7 +230,7 @@ class OpenAIModel:
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return to_json(body)
 
     async def _open(self, body: bytes, *, stream: bool) -> aiohttp.ClientResponse:
         """Send the request until a 2xx response starts, retrying what is worth retrying."""
@@ -502,7 +505,7 @@ class _ResponseParser:
             self.done = True
             return None
         try:
-            event = json.loads(data.decode())  # str: skips json's encoding sniffing
+            event = from_json(data)
         except ValueError as exc:
             raise ModelError(
                 f"upstream {self.upstream!r} sent a malformed stream event: {exc}"

@@ -12,7 +12,6 @@ response is complete once the turn's last event is out; the turn is stored right
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
 
@@ -25,6 +24,7 @@ from starlette.types import Receive
 from graft.events import NOTES, ErrorEvent, Event, TurnDone, TurnStarted
 from graft.server.body import json_body, parse_json_body
 from graft.server.deps import CurrentGraft, CurrentPrincipal, graft_of, principal_of
+from graft.server.disconnect import DisconnectWatch
 from graft.server.encode import ChunkEncoder, CompletionBuilder
 from graft.server.errors import error_response
 from graft.server.metrics import Metrics
@@ -128,26 +128,14 @@ async def chat_completions(request: Request) -> Response:
 @contextmanager
 def _cancelled_on_disconnect(receive: Receive) -> Iterator[anyio.CancelScope]:
     """A cancel scope that the client's going away (``http.disconnect``) cancels."""
-    watcher = asyncio.ensure_future(_disconnected(receive))
     with anyio.CancelScope() as scope:
-
-        def on_disconnect(task: asyncio.Future[None]) -> None:
-            if not task.cancelled() and task.exception() is None:
-                scope.cancel()
-
-        watcher.add_done_callback(on_disconnect)
+        watch = DisconnectWatch(receive, scope.cancel)
         try:
             yield scope
         finally:
             # The body was read: the next message can only be the disconnect, and a
             # cancelled wait for it takes nothing from the queue (the stream waits next).
-            watcher.remove_done_callback(on_disconnect)
-            watcher.cancel()
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+            watch.close()
 
 
 async def _finish(events: AsyncGenerator[Event, None], metrics: Metrics, assistant: str) -> None:

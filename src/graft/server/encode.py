@@ -3,14 +3,16 @@
 Standard fields carry what OpenAI clients expect (text deltas, client tool calls, finish
 reason, usage). graft's server-side tool activity travels in an extra ``graft`` field of
 otherwise empty chunks, which standard clients ignore and graft-aware clients read.
-JSON is written by hand-built dicts and ``json.dumps``: this is the hot path of streaming.
+JSON is written by hand-built dicts and pydantic-core's ``to_json`` (several times faster
+than the standard library's ``json`` here): this is the hot path of streaming.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
+
+from pydantic_core import to_json
 
 from graft.events import (
     ApprovalRequired,
@@ -32,8 +34,6 @@ __all__ = ["END_OF_STREAM", "ChunkEncoder", "CompletionBuilder", "error_body"]
 
 END_OF_STREAM = b"data: [DONE]\n\n"
 """The last SSE event of every stream: ``EventStream`` ends the response with it."""
-
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def error_body(
@@ -103,7 +103,7 @@ class ChunkEncoder:
         self.include_usage = include_usage
         self._prefix = (
             f'data: {{"id":"{self.id}","object":"chat.completion.chunk",'
-            f'"created":{self.created},"model":{_dumps(model)},'
+            f'"created":{self.created},"model":{to_json(model).decode()},'
         ).encode()
         self._sent_role = False
 
@@ -112,7 +112,7 @@ class ChunkEncoder:
             delta = {"role": "assistant", **delta}
             self._sent_role = True
         body = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return self._prefix + _dumps(body)[1:].encode() + b"\n\n"
+        return self._prefix + to_json(body)[1:] + b"\n\n"
 
     def encode(self, event: Event) -> bytes:
         """Return the SSE bytes for one event (empty when the event has no wire form)."""
@@ -121,7 +121,7 @@ class ChunkEncoder:
                 return (
                     self._prefix
                     + b'"choices":[{"index":0,"delta":{"content":'
-                    + _dumps(event.text).encode()
+                    + to_json(event.text)
                     + b'},"finish_reason":null}]}\n\n'
                 )
             return self._chunk({"content": event.text})
@@ -143,7 +143,7 @@ class ChunkEncoder:
             return self._chunk({"tool_calls": calls})
         if isinstance(event, ErrorEvent):
             body = error_body(event.message, event.type, event.code)
-            return b"data: " + _dumps(body).encode() + b"\n\n"
+            return b"data: " + to_json(body) + b"\n\n"
         if isinstance(event, TurnDone):
             return self._done(event)
         return b""
@@ -162,7 +162,7 @@ class ChunkEncoder:
                 "choices": [],
                 "usage": event.usage.to_openai(),
             }
-            out += b"data: " + _dumps(usage).encode() + b"\n\n"
+            out += b"data: " + to_json(usage) + b"\n\n"
         return out + END_OF_STREAM
 
 
@@ -231,4 +231,4 @@ class CompletionBuilder:
             extra["tool_activity"] = self.tool_activity
         if extra:
             completion["graft"] = extra
-        return _dumps(completion).encode()
+        return to_json(completion)

@@ -3,9 +3,10 @@
 Starlette's ``StreamingResponse`` watches for a client that goes away by running the body
 and a ``receive()`` listener in an anyio task group, for every stream (uvicorn speaks ASGI
 2.3, so it takes that path). The pass-through benchmark found that machinery to be a tenth
-of the CPU of a whole streamed turn. ``EventStream`` keeps the behaviour for less: one plain
-asyncio task waits for ``http.disconnect`` and, if it comes first, cancels an anyio cancel
-scope around the body; so does a cancel request (``graft.streams``, from any worker).
+of the CPU of a whole streamed turn. ``EventStream`` keeps the behaviour for less: a
+``DisconnectWatch`` (one plain asyncio task, started only if the stream lasts) waits for
+``http.disconnect`` and, if it comes first, cancels an anyio cancel scope around the body;
+so does a cancel request (``graft.streams``, from any worker).
 Cancelling through a scope (not ``Task.cancel``) matters: the turn stores its outcome under
 a shielded scope, and a scope's cancellation respects the shield.
 
@@ -16,7 +17,6 @@ is exhausted: what the turn does after its last event (storing its result, see
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 
@@ -24,6 +24,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from graft.server.disconnect import DisconnectWatch
 from graft.server.encode import END_OF_STREAM
 from graft.streams import StreamWatch
 
@@ -58,21 +59,17 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream the chunks; an early disconnect cancels the rest, including the turn."""
-        watcher = asyncio.ensure_future(_disconnected(receive))
         ended = stopped = False
+        cancel_scope = anyio.CancelScope()
+        disconnect = DisconnectWatch(receive, cancel_scope.cancel)
         try:
-            with anyio.CancelScope() as cancel_scope:
+            with cancel_scope:
 
                 def on_cancel() -> None:  # a cancel request: the client is still there
                     nonlocal stopped
                     stopped = True
                     cancel_scope.cancel()
 
-                def on_disconnect(task: asyncio.Future[None]) -> None:
-                    if not task.cancelled() and task.exception() is None:
-                        cancel_scope.cancel()
-
-                watcher.add_done_callback(on_disconnect)
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
@@ -84,16 +81,16 @@ class EventStream(Response):
                         continue
                     ended = chunk.endswith(END_OF_STREAM)
                     if ended:  # from here on a disconnect is the client being done
-                        watcher.remove_done_callback(on_disconnect)
+                        disconnect.armed = False
                     message = {"type": "http.response.body", "body": chunk, "more_body": not ended}
                     await send(message)
                 if not ended:
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
-                watcher.remove_done_callback(on_disconnect)
-            if stopped and not ended and not watcher.done():  # tell the client, then end
+                disconnect.armed = False
+            if stopped and not ended and not disconnect.gone:  # tell the client, then end
                 await send({"type": "http.response.body", "body": _CANCELLED, "more_body": False})
         finally:
-            watcher.cancel()
+            disconnect.close()
             if self.watch is not None:
                 with anyio.CancelScope(shield=True):
                     await self.watch.stop()
@@ -102,9 +99,3 @@ class EventStream(Response):
             aclose = getattr(self.chunks, "aclose", None)
             if aclose is not None:
                 await aclose()
-
-
-async def _disconnected(receive: Receive) -> None:
-    """Return once the client has gone away (the request body was read before)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
