@@ -306,6 +306,9 @@ class OpenAIModel:
                 total=None, connect=provider.connect_timeout, sock_read=provider.timeout
             ),
             trust_env=False,
+            # One session serves every user: a cookie one upstream answer sets must not go
+            # out with the next user's request.
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         return self._session
 
