@@ -13,9 +13,10 @@ configured package index), or run that by hand:
 Three targets in front of one fake upstream (``bench/fake_upstream.py``): the upstream
 itself (``direct``), ``graft serve`` (one worker, the default SQLite store, as in
 ``bench_passthrough.py``) and ``litellm --config ... --num_workers 1`` (no database, no
-master key, its access log off like graft's). Each is loaded with wrk exactly as the
-pass-through benchmark does (``harness.Harness.measure``), every cell in every round, the
-rounds interleaved, medians kept:
+master key, its access log off like graft's); and, for reference only, a second ``graft
+serve`` that stores nothing (``memory://``, skipped with ``--no-memory``). Each is loaded
+with wrk exactly as the pass-through benchmark does (``harness.Harness.measure``), every
+cell in every round, the rounds interleaved, medians kept:
 
 - non-streamed at 1 and 50 in flight: requests/s per worker and the added p50;
 - streamed, 20 chunks, 1 in flight: added p50 to the last byte, CPU per chunk;
@@ -153,6 +154,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             upstream = bench.start_upstream("direct", "raw")
             targets = [upstream, bench.start_graft(upstream, "sqlite")]
+            if args.memory:
+                # For reference, not judged: the same graft storing nothing (what of its
+                # cost is the storing of every turn, in the same run).
+                targets.append(bench.start_graft(upstream, "memory://"))
             targets.append(start_litellm(bench, upstream, command))
             for target in targets:
                 bench.sanity_check(target)
@@ -197,7 +202,10 @@ def derive(cells: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, A
         raise KeyError((target, mode, connections, chunks))
 
     gateways: dict[str, dict[str, Any]] = {}
-    for name in ("graft[sqlite]", "litellm"):
+    names = ["graft[sqlite]", "litellm"]
+    if any(c["target"] == "graft[memory://]" for c in cells):
+        names.append("graft[memory://]")
+    for name in names:
         plain = cell(name, "plain", 1, args.chunks)
         loaded = cell(name, "plain", args.concurrency, args.chunks)
         stream = cell(name, "stream", 1, args.chunks)
@@ -281,6 +289,13 @@ def report(result: dict[str, Any]) -> str:
     for v in result["derived"]["targets"]:
         mark = "PASS" if v["pass"] else "FAIL"
         rows.append(f"{mark}  {v['target']}: ratio {v['value']}; {v['measured']}")
+    memory = result["derived"]["gateways"].get("graft[memory://]")
+    if memory is not None:
+        rows.append(
+            f"(not judged) graft storing nothing (memory://): added p50 "
+            f"{memory['added_p50_ms']:+.2f} ms, {memory['rps']:.0f} req/s, "
+            f"{memory['cpu_ms_per_request']:.3f} ms CPU per request"
+        )
     return "\n".join(rows)
 
 
@@ -296,6 +311,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--graft", default=None, help="the graft command (default: this venv's)")
     parser.add_argument("--wrk", default=shutil.which("wrk"), help="the wrk binary")
     parser.add_argument("--quick", action="store_true", help="2-second runs, one round")
+    parser.add_argument(
+        "--no-memory",
+        dest="memory",
+        action="store_false",
+        help="skip the reference graft that stores nothing (graft[memory://])",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "gateway_compare.json")
     args = parser.parse_args(argv)
     if not args.wrk:
