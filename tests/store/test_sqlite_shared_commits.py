@@ -15,14 +15,12 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import Connection, event
+from tests.store.test_store import ALICE, continue_conversation, new_conversation
+from tests.store.test_store import finish as finish_turn
 
-from graft.context import Principal
 from graft.errors import ConversationNotFound, NotFound
-from graft.messages import Message, Usage
 from graft.store import sql as sql_mod
 from graft.store.sql import SQLStore
-
-ALICE = Principal("alice", tenant="acme")
 
 
 @pytest.fixture
@@ -48,26 +46,14 @@ class Commits:
         self.threads.add(threading.get_ident())
 
 
-async def begin(store: SQLStore, text: str, conversation_id: str | None = None) -> str:
-    _, turn_id = await store.begin_turn(
-        ALICE,
-        assistant="helper",
-        model="fake:echo",
-        conversation_id=conversation_id,
-        new_messages=[Message("user", text)],
-    )
+async def begin(store: SQLStore, text: str) -> str:
+    """A new conversation of ALICE's; its turn's id."""
+    _, turn_id = await new_conversation(store, text=text)
     return turn_id
 
 
 async def finish(store: SQLStore, turn_id: str, reply: str = "an answer") -> None:
-    await store.finish_turn(
-        turn_id,
-        messages=[Message("assistant", reply)],
-        tool_runs=[],
-        usage=Usage(10, 3),
-        finish_reason="stop",
-        duration_ms=1.5,
-    )
+    await finish_turn(store, turn_id, reply)
 
 
 async def test_writes_of_one_loop_turn_share_one_commit(store: SQLStore) -> None:
@@ -136,7 +122,7 @@ async def test_a_failing_write_among_others_fails_alone(store: SQLStore) -> None
 
     async with anyio.create_task_group() as tg:  # all in one turn of the loop
         tg.start_soon(attempt, "new", begin(store, "new 1"))
-        tg.start_soon(attempt, "missing", begin(store, "hi", conversation_id="conv_missing"))
+        tg.start_soon(attempt, "missing", continue_conversation(store, "conv_missing", "hi"))
         tg.start_soon(attempt, "new", begin(store, "new 2"))
         tg.start_soon(attempt, "finished twice", finish(store, done_turn, "again"))
         tg.start_soon(attempt, "new", begin(store, "new 3"))
