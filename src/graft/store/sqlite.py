@@ -197,7 +197,10 @@ class SQLiteWriter:
             if isinstance(outcome.error, OperationalError) and _is_busy(outcome.error):
                 busy.append(job)  # another process holds the lock: the thread waits for it
             elif job.future is not None:
-                _settle([(job.future, outcome)])
+                # RuntimeError: the caller's event loop is closed (a store closed from
+                # another loop commits what that one left held), so nobody is waiting.
+                with contextlib.suppress(RuntimeError):
+                    _settle([(job.future, outcome)])
         for job in busy:
             self._enqueue(job)
         if len(busy) < len(jobs):
