@@ -7,11 +7,13 @@ filter runs before the ranking, in the query.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 from tests.store.conftest import POSTGRES, _url_for, postgres_database  # noqa: F401
 
 from graft.context import Principal
@@ -155,3 +157,36 @@ def test_a_document_is_deleted_only_by_one_who_may_read_it(index: KnowledgeIndex
     assert "salaries" not in sources(index.search(root, "salary bands", VECTOR))
     assert index.content_hashes("acme", "handbook").keys() == {"policy", "bobs-notes"}
     assert index.delete(root, salaries["id"]) is None
+
+
+@pytest.mark.integration
+async def test_workers_starting_together_make_the_full_text_table_once(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # Several graft processes on one PostgreSQL start their indexes at the same moment: each
+    # finds the table missing, and without a lock all but one failed to create it.
+    store = SQLStore(_url_for("postgresql", tmp_path, request))
+    await store.start()
+    try:
+        starts = 6
+        barrier = threading.Barrier(starts)
+        failures: list[BaseException] = []
+
+        def start() -> None:
+            index = KnowledgeIndex(store.engine)
+            barrier.wait(10)
+            try:
+                index.start()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(starts)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert failures == []
+        with store.engine.connect() as conn:
+            assert conn.execute(text("SELECT to_regclass('knowledge_tsv')::text")).scalar()
+    finally:
+        await store.close()

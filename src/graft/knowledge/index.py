@@ -93,6 +93,8 @@ _FTS = table("knowledge_fts", column("rowid"), column("body"))
 """The FTS5 table (SQLite): ``rowid`` is the chunk's id, ``body`` its text as indexed."""
 _TSV = table("knowledge_tsv", column("chunk_id"), column("body"))
 """The full-text table on PostgreSQL: a ``tsvector`` per chunk, with a GIN index."""
+_TSV_LOCK: Final = 0x6772_6166_7474_7376  # "grafttsv"
+"""The advisory lock key that serializes making ``knowledge_tsv`` (PostgreSQL)."""
 _VEC = table("knowledge_vec", column("chunk_id"))
 """pgvector's table (PostgreSQL with the extension): a chunk's embedding as a ``vector``."""
 
@@ -238,6 +240,9 @@ class KnowledgeIndex:
                 probe = "SELECT 1 FROM sqlite_master WHERE name = 'knowledge_fts'"
                 create = ["CREATE VIRTUAL TABLE knowledge_fts USING fts5(body)"]
             else:
+                # Workers starting together: one makes and fills the table, the others
+                # then find it (the lock ends with the transaction).
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TSV_LOCK})
                 probe = "SELECT to_regclass('knowledge_tsv')::text"
                 create = [
                     "CREATE TABLE knowledge_tsv (chunk_id BIGINT PRIMARY KEY REFERENCES "
