@@ -9,6 +9,7 @@ last a day) never meet these.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -100,39 +101,49 @@ def deployment(
     return Deployment(config, keys, env, [])
 
 
-@pytest.fixture(scope="module")
-def start_graft(deployment: Deployment) -> Iterator[Callable[..., list[str]]]:
-    """Start ``graft serve`` processes (extra CLI arguments each); their base URLs."""
+@contextlib.contextmanager
+def graft_processes(config: Path, env: dict[str, str]) -> Iterator[Callable[..., list[str]]]:
+    """Start ``graft serve`` processes on ``config`` (extra CLI arguments each); their URLs.
+
+    Every process started is stopped when the block ends.
+    """
     processes: list[subprocess.Popen[bytes]] = []
 
     def launch(*argument_lists: list[str]) -> list[str]:
         urls = []
         for arguments in argument_lists:
             port = free_port()
-            command = [sys.executable, str(WORKER), "--config", str(deployment.config)]
+            command = [sys.executable, str(WORKER), "--config", str(config)]
             command += ["serve", "--port", str(port), "--no-access-log", *arguments]
-            log = deployment.config.with_name(f"serve-{port}.log")
+            log = config.with_name(f"serve-{port}.log")
             with log.open("wb") as out:
                 processes.append(
-                    subprocess.Popen(
-                        command, env=deployment.env, stdout=out, stderr=subprocess.STDOUT
-                    )
+                    subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
                 )
             urls.append(f"http://127.0.0.1:{port}")
         for url, process in zip(urls, processes[-len(urls) :], strict=True):
             port = int(url.rsplit(":", 1)[1])
-            _wait_healthy(url, process, deployment.config.with_name(f"serve-{port}.log"))
+            _wait_healthy(url, process, config.with_name(f"serve-{port}.log"))
         return urls
 
-    yield launch
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    try:
+        yield launch
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="module")
+def start_graft(deployment: Deployment) -> Iterator[Callable[..., list[str]]]:
+    """Start ``graft serve`` processes on the deployment (extra CLI arguments each)."""
+    with graft_processes(deployment.config, deployment.env) as launch:
+        yield launch
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -9,16 +9,15 @@ it fell back to ranking in memory.
 
 from __future__ import annotations
 
+import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
 from tests.pgvector_server import pgvector_server
-from tests.scale.conftest import REDIS_URL, WORKER, _wait_healthy, free_port
+from tests.scale.conftest import REDIS_URL, graft_processes
 
 from graft.config import load_settings
 from graft.crypto import KeySource
@@ -52,32 +51,11 @@ def workers(
         source = KeySource.from_settings(load_settings(config))
         assert source is not None
         source.load()  # one data key file for both processes
-        processes: list[subprocess.Popen[bytes]] = []
-        urls: list[str] = []
-        try:
-            for _ in range(2):
-                port = free_port()
-                log = home / f"serve-{port}.log"
-                command = [sys.executable, str(WORKER), "--config", str(config)]
-                command += ["serve", "--port", str(port), "--no-access-log"]
-                with log.open("wb") as out:
-                    processes.append(
-                        subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-                    )
-                urls.append(f"http://127.0.0.1:{port}")
-                _wait_healthy(urls[-1], processes[-1], log)
-            yield urls, keys, url
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            logs = "".join(path.read_text(errors="replace") for path in home.glob("serve-*.log"))
-            assert "pgvector is not available" not in logs
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRAFT_")}
+        with graft_processes(config, env) as launch:
+            yield launch([], []), keys, url
+        logs = "".join(path.read_text(errors="replace") for path in home.glob("serve-*.log"))
+        assert "pgvector is not available" not in logs
 
 
 def test_a_document_ingested_on_a_is_found_by_meaning_on_b(
