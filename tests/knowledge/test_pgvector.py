@@ -129,6 +129,41 @@ def test_the_vector_table_is_made_and_filled_from_the_chunks(index: KnowledgeInd
     assert as_read == sorted(v.tobytes() for v in [*vectors, *small])
 
 
+def test_a_corpus_is_copied_in_batches_with_progress(
+    index: KnowledgeIndex, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(2)
+    for name in ("one", "two", "three"):
+        index.put(*doc(name, EVERYONE, vectors := unit(rng, 3)), vectors)
+    expected = vec_rows(index)
+    with index.engine.begin() as conn:
+        conn.execute(text("DROP TABLE knowledge_vec"))
+    monkeypatch.setattr(pgvector, "FILL_BATCH", 2)  # 9 chunks: five batches, the last of one
+    monkeypatch.setattr(pgvector, "PROGRESS_EVERY", 0.0)  # a line after every batch
+    statements: list[str] = []
+    record = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, sql, ...)
+    event.listen(index.engine, "before_cursor_execute", record)
+    try:
+        with caplog.at_level(logging.INFO, logger="graft.knowledge.pgvector"):
+            again = KnowledgeIndex(index.engine)
+            again.start()
+    finally:
+        event.remove(index.engine, "before_cursor_execute", record)
+    assert vec_rows(again) == expected and len(expected) == 9
+    inserts = [s for s in statements if s.startswith("INSERT INTO knowledge_vec")]
+    assert len(inserts) == 5  # one statement per batch, never the whole corpus at once
+    lines = [r.getMessage() for r in caplog.records]
+    assert "knowledge: copying 9 chunks' vectors into knowledge_vec (pgvector)" in lines
+    progress = [line for line in lines if " of 9 vectors copied" in line]
+    assert progress == [
+        f"knowledge: {n} of 9 vectors copied into knowledge_vec" for n in (2, 4, 6, 8, 9)
+    ]
+    assert any(
+        line.startswith("knowledge: 9 vectors copied into knowledge_vec in ") for line in lines
+    )
+    assert "knowledge: building the HNSW index ix_knowledge_vec_hnsw_16" in lines
+
+
 def _no_full_scan(dbapi_connection: Any, _: object) -> None:
     dbapi_connection.execute("SET enable_seqscan = off")
     dbapi_connection.execute("SET enable_sort = off")  # nor a sort of all the distances
