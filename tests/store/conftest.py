@@ -9,7 +9,7 @@ tests fail (they never skip): start it with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
 import pytest
@@ -118,3 +118,14 @@ async def finished_turn(
         duration_ms=1.0,
     )
     return cid, tid
+
+
+class Outcomes(dict[str, list[object]]):
+    """Per name, what each call ``attempt`` awaited returned, or the type of what it raised."""
+
+    async def attempt(self, name: str, call: Awaitable[object]) -> None:
+        try:
+            result: object = await call
+        except Exception as exc:
+            result = type(exc)
+        self.setdefault(name, []).append(result)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import pytest
 from sqlalchemy import Connection, event
+from tests.store.conftest import Outcomes
 from tests.store.test_store import ALICE, continue_conversation, new_conversation
 from tests.store.test_store import finish as finish_turn
 
@@ -111,14 +112,8 @@ async def test_a_failing_write_among_others_fails_alone(store: SQLStore) -> None
     done_turn = await begin(store, "answered")
     await finish(store, done_turn)
     commits = Commits(store)
-    outcomes: dict[str, list[object]] = {}
-
-    async def attempt(name: str, call: Awaitable[object]) -> None:
-        try:
-            result: object = await call
-        except Exception as exc:
-            result = type(exc)
-        outcomes.setdefault(name, []).append(result)
+    outcomes = Outcomes()
+    attempt = outcomes.attempt
 
     async with anyio.create_task_group() as tg:  # all in one turn of the loop
         tg.start_soon(attempt, "new", begin(store, "new 1"))

@@ -25,6 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+from tests.store.conftest import Outcomes
 
 from graft.context import Principal
 from graft.errors import ConfigError, Conflict, ConversationNotFound, InvalidRequest, NotFound
@@ -837,14 +838,8 @@ async def test_sqlite_writes_committed_together_keep_each_callers_outcome(
         event.listen(store.engine, "begin", hold_the_first)
         event.listen(store.engine, "commit", count)
 
-        outcomes: dict[str, list[object]] = {}
-
-        async def attempt(name: str, call: Awaitable[object]) -> None:
-            try:
-                result: object = await call
-            except Exception as exc:
-                result = type(exc)
-            outcomes.setdefault(name, []).append(result)
+        outcomes = Outcomes()
+        attempt = outcomes.attempt
 
         def begin_in(principal: Principal, cid: str, text: str) -> Awaitable[object]:
             return store.begin_turn(
