@@ -174,6 +174,10 @@ class RedisCoordination(Coordination):
             self._pubsub = None
         await self._redis.aclose()
 
+    async def ping(self) -> None:
+        """Return once Redis answered a ``PING`` (``graft.readiness``)."""
+        await self._redis.ping()
+
     async def _listen(self, pubsub: PubSub) -> None:
         while True:
             try:

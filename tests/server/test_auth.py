@@ -73,7 +73,7 @@ def test_every_non_public_route_refuses_requests_without_credentials(keyed: Any)
 
 def test_public_paths_answer_without_credentials(keyed: Any) -> None:
     server, _ = keyed
-    for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
         assert httpx.get(f"{server.url}{path}").status_code == 200, path
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from graft.server import (
     chat,
     conversations,
     feedback,
+    health,
     keys,
     knowledge,
     me,
@@ -51,6 +51,7 @@ from graft.server.body import add_body_schemas
 from graft.server.errors import document_errors, install_error_handlers
 from graft.server.fastpath import ChatFastPath
 from graft.server.headers import SecurityHeaders, install_cors
+from graft.server.health import graft_version
 from graft.server.limits import BodySizeLimit
 from graft.server.metrics import Metrics, MetricsMiddleware
 from graft.server.ratelimit import RateLimit
@@ -59,13 +60,6 @@ from graft.server.static import install_ui, warn_if_missing
 from graft.telemetry import fastapi_config, setup_tracing, shutdown_tracing
 
 __all__ = ["create_app"]
-
-
-def _version() -> str:
-    try:
-        return version("graft")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
@@ -92,7 +86,7 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
 
     app = FastAPI(
         title="graft",
-        version=_version(),
+        version=graft_version(),
         summary="OpenAI-compatible chat with tools, services and knowledge grafted on.",
         lifespan=lifespan,
         # HTTP request spans joining the caller's traceparent, only with [telemetry] traces.
@@ -124,10 +118,7 @@ def create_app(graft: Graft, *, static_dir: Path | None = None) -> FastAPI:
     app.include_router(voice_rtc.router)  # /v1/voice/calls (WebRTC)
     app.include_router(voice_rooms.router)  # /v1/voice/rooms (WebRTC rooms)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        """``{"status": "ok"}`` while the process serves requests."""
-        return {"status": "ok", "version": _version()}
+    app.include_router(health.router)  # GET /healthz, GET /readyz
 
     @app.get(
         "/metrics",

@@ -42,6 +42,7 @@ FAILURE_RECORDS_PER_MINUTE = 30
 PUBLIC_PATHS = frozenset(
     {
         "/healthz",
+        "/readyz",
         "/metrics",
         "/openapi.json",
         "/docs",
@@ -56,8 +57,9 @@ PUBLIC_PATHS = frozenset(
         "/favicon.svg",
     }
 )
-"""Paths served to anyone: liveness, metrics for the scraper, the API's description, and
-OpenID Connect sign-in (``graft.server.oidc``: how a browser without a session gets one)."""
+"""Paths served to anyone: liveness and readiness, metrics for the scraper, the API's
+description, and OpenID Connect sign-in (``graft.server.oidc``: how a browser without a
+session gets one)."""
 
 PUBLIC_PREFIXES = ("/assets/",)
 """Folders served to anyone: the web UI's scripts, styles and images (``graft.server.static``)."""

@@ -230,6 +230,10 @@ class SQLStore(
             await self._writer.stop()
         await anyio.to_thread.run_sync(self._engine.dispose)
 
+    async def ping(self) -> None:
+        """Return once the database answered a trivial query (``graft.readiness``)."""
+        await self._read(_select_one)
+
     async def begin_turn(
         self,
         principal: Principal,
@@ -697,6 +701,10 @@ class SQLStore(
     def __repr__(self) -> str:
         url = self._url.set(drivername="sqlite") if self._sqlite else self._url
         return f"SQLStore({url.render_as_string(hide_password=True)!r})"
+
+
+def _select_one(conn: Connection) -> None:
+    conn.execute(text("SELECT 1")).scalar_one()
 
 
 def _transaction(engine: Engine, fn: Callable[[Connection], T]) -> T:
