@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 from tests.postgres_support import POSTGRES_URL, fresh_database
@@ -52,8 +53,6 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                import redis
-
                 redis.Redis(port=self.port, socket_connect_timeout=0.5).ping()
                 return
             except redis.RedisError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import psycopg
@@ -58,17 +59,35 @@ def workers(
         assert "pgvector is not available" not in logs
 
 
+def upload(url: str, key: str, name: str, text: str) -> None:
+    """Upload ``text`` as the Markdown file ``name`` into the handbook collection."""
+    uploaded = httpx.post(
+        f"{url}/v1/knowledge/collections/handbook/documents",
+        headers={"Authorization": f"Bearer {key}"},
+        files=[("file", (name, text.encode(), "text/markdown"))],
+        timeout=120,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+
+
+def search(url: str, key: str, question: str) -> list[dict[str, Any]]:
+    """The passages a search for ``question`` finds, best first."""
+    found = httpx.get(
+        f"{url}/v1/knowledge/search",
+        params={"q": question},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=60,
+    )
+    assert found.status_code == 200, found.text
+    hits: list[dict[str, Any]] = found.json()["data"]
+    return hits
+
+
 def test_a_document_ingested_on_a_is_found_by_meaning_on_b(
     workers: tuple[list[str], dict[str, str], str],
 ) -> None:
     (a, b), keys, url = workers
-    uploaded = httpx.post(
-        f"{a}/v1/knowledge/collections/handbook/documents",
-        headers={"Authorization": f"Bearer {keys['builder']}"},
-        files=[("file", ("remote.md", HANDBOOK.encode(), "text/markdown"))],
-        timeout=120,
-    )
-    assert uploaded.status_code == 200, uploaded.text
+    upload(a, keys["builder"], "remote.md", HANDBOOK)
     with psycopg.connect(url) as conn:
         stored = conn.execute("SELECT count(*), min(dims) FROM knowledge_vec").fetchone()
         chunks = conn.execute("SELECT count(*) FROM knowledge_chunks").fetchone()
@@ -77,14 +96,7 @@ def test_a_document_ingested_on_a_is_found_by_meaning_on_b(
     assert stored[1] == 384  # e5-small's vectors, as pgvector keeps them
 
     # No word of the question is in the document: only the ranking by meaning finds it.
-    found = httpx.get(
-        f"{b}/v1/knowledge/search",
-        params={"q": "remote office policy for staff"},
-        headers={"Authorization": f"Bearer {keys['user']}"},
-        timeout=60,
-    )
-    assert found.status_code == 200, found.text
-    hits = found.json()["data"]
+    hits = search(b, keys["user"], "remote office policy for staff")
     assert [hit["source"] for hit in hits] == ["remote.md"], hits
     assert "two days a week" in hits[0]["text"]
 
@@ -95,18 +107,5 @@ def test_b_ranks_the_document_closer_in_meaning_first(
     # A second document through A; again no word in common with the question.
     (a, b), keys, _ = workers
     other = "# Parking\n\nThe car park opens at seven; spaces are not reserved.\n"
-    uploaded = httpx.post(
-        f"{a}/v1/knowledge/collections/handbook/documents",
-        headers={"Authorization": f"Bearer {keys['builder']}"},
-        files=[("file", ("parking.md", other.encode(), "text/markdown"))],
-        timeout=120,
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    found = httpx.get(
-        f"{b}/v1/knowledge/search",
-        params={"q": "where can I leave my vehicle"},
-        headers={"Authorization": f"Bearer {keys['user']}"},
-        timeout=60,
-    )
-    assert found.status_code == 200, found.text
-    assert found.json()["data"][0]["source"] == "parking.md"
+    upload(a, keys["builder"], "parking.md", other)
+    assert search(b, keys["user"], "where can I leave my vehicle")[0]["source"] == "parking.md"
